@@ -1,0 +1,113 @@
+"""The one error contract: every non-2xx answer is `{"error": {code, message, request_id[, details]}}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_limiter import RateLimitExceeded
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's own exceptions, by status, mapped onto our codes.
+_HTTP_CODES = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("unauthorized", "Authentication is required."),
+    403: ("forbidden", "You are not allowed to do this."),
+    404: ("not_found", "No such resource. Check the URL."),
+    405: ("method_not_allowed", "This method is not allowed here; see the Allow header."),
+    413: ("payload_too_large", "The request body is larger than this service accepts."),
+    415: ("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'."),
+    429: ("rate_limited", "Too many requests; retry after the number of seconds in Retry-After."),
+    431: ("headers_too_large", "The request headers are too large."),
+}
+
+
+class ApiError(Exception):
+    """An error answer: a snake_case code, an HTTP status and a message a developer can act on."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.details = details
+        self.headers = headers or {}
+
+
+def validation_error(details: list[dict[str, Any]], message: str | None = None) -> ApiError:
+    """A 400 `validation_error`; each detail names a `field` and says what is wrong with it."""
+    fields = ", ".join(str(d.get("field")) for d in details)
+    return ApiError("validation_error", message or f"Invalid value for: {fields}.", 400, details=details)
+
+
+def error_response(error: ApiError) -> Response:
+    """Render an ApiError as the JSON error contract."""
+    body: dict[str, Any] = {
+        "code": error.code,
+        "message": error.message,
+        "request_id": g.get("request_id"),
+    }
+    if error.details is not None:
+        body["details"] = error.details
+    response = Response(json.dumps({"error": body}), status=error.status, mimetype="application/json")
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def get_json_body(*, required: bool = False) -> Any:
+    """Parse the request body as JSON, raising the contract's errors for every way it can be wrong.
+
+    An absent or empty body gives None unless `required`.
+    """
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if required:
+            raise ApiError("invalid_json", "A JSON body is required.", 400)
+        return None
+    if not request.is_json:
+        raise ApiError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.", 415)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise ApiError("invalid_json", "The body is not valid UTF-8 JSON.", 400) from None
+
+
+def _handle_api_error(error: ApiError) -> Response:
+    return error_response(error)
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    code, message = _HTTP_CODES.get(status, ("http_error", error.description or "HTTP error."))
+    headers: dict[str, str] = {}
+    if status == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    if isinstance(error, RateLimitExceeded):
+        message = f"Rate limit of {error.description} exceeded; retry after the number of seconds in Retry-After."
+    return error_response(ApiError(code, message, status, headers=headers))
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    # The traceback goes to the server log (never to the client); secrets are not in locals we log.
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(ApiError("internal_error", "Something went wrong on our side. Retry later.", 500))
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that turn every error into the JSON contract."""
+    app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

@@ -1,0 +1,5 @@
+"""Imports every table module so that `Base.metadata` knows the whole schema (Alembic, tests)."""
+
+from chatkit_backend.sessions.models import IssuedSession
+
+__all__ = ["IssuedSession"]

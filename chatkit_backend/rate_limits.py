@@ -1,0 +1,45 @@
+"""Rate limiting with flask-limiter: memory for one process, Redis for several workers or machines."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_limiter import Limiter
+
+log = logging.getLogger(__name__)
+
+
+def client_address() -> str:
+    """The client's address as ProxyFix sees it (forwarding headers only count from trusted hops)."""
+    return request.remote_addr or "unknown"
+
+
+# One module-level extension object (the init_app pattern); routes decorate with `limiter.limit`.
+limiter = Limiter(
+    key_func=client_address,
+    headers_enabled=True,
+    in_memory_fallback_enabled=True,
+    swallow_errors=True,
+    strategy="moving-window",
+)
+
+
+def storage_is_healthy() -> bool:
+    """False while the configured storage is unreachable (and the in-memory fallback is in use)."""
+    storage = limiter.storage
+    try:
+        return bool(storage.check())
+    except Exception:  # noqa: BLE001 - any storage failure means "not healthy"
+        return False
+
+
+def init_app(app: Flask) -> None:
+    """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI."""
+    settings = app.config["SETTINGS"]
+    app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_uri
+    app.config["RATELIMIT_KEY_PREFIX"] = settings.ratelimit_key_prefix
+    if settings.ratelimit_storage_uri.startswith(("redis://", "rediss://")):
+        # Fail fast when Redis is down instead of holding every request for the client's default timeout.
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
+    limiter.init_app(app)

@@ -1,0 +1,44 @@
+"""gunicorn settings, found by default when gunicorn starts in this folder.
+
+Tuned for a platform router with a 30 s request limit: the upstream read timeout (15 s by
+default, at most 25 s) always ends a request before gunicorn's worker timeout does.
+"""
+
+import os
+
+from dotenv import load_dotenv
+
+load_dotenv()
+
+# A platform router (or nginx) reaches the app from outside the dyno, so listen on every interface.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# gthread: blocking upstream calls wait in a thread, not the whole worker.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Requests are logged by the app as JSON (with request ids); gunicorn's own access log would double them.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Forwarding headers are interpreted in one place only, the app's ProxyFix (TRUSTED_PROXY_HOPS).
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger", "asctime": "time"},
+        }
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}

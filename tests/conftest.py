@@ -1,0 +1,150 @@
+"""Shared fixtures: an app factory with test settings, real SQLite always, PostgreSQL and Redis where they run.
+
+PostgreSQL and Redis tests skip with a reason on a machine without them, and fail instead in CI
+(CI=true), where `.ci/run` guarantees both.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+
+from chatkit_backend import create_app
+from chatkit_backend.db import Base, normalise_url, upgrade_schema
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Variables a developer's shell may carry that would change what the tests see.
+_ENV_PREFIXES = ("CHATKIT_", "OPENAI_")
+_ENV_NAMES = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "RATELIMIT_STORAGE_URI",
+    "CORS_ORIGINS",
+    "TRUSTED_PROXY_HOPS",
+    "MAX_CONTENT_LENGTH",
+    "LOG_LEVEL",
+    "RATELIMIT_KEY_PREFIX",
+)
+
+
+def service_missing(what: str, reason: str) -> None:
+    """Skip locally, fail in CI: CI promises PostgreSQL and Redis."""
+    message = f"{what} is not reachable ({reason}); set TEST_DATABASE_URL / TEST_REDIS_URL or start it"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def port_open(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES) or name in _ENV_NAMES:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head, dropped at the end."""
+    if not port_open(PG_URL, 5432):
+        service_missing("PostgreSQL", PG_URL)
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    name = f"chatkit_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = normalise_url(PG_URL).rsplit("/", 1)[0] + "/" + name
+    upgrade_schema(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        if names:
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Each storage test runs twice: on a new SQLite file and on an emptied PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    url = request.getfixturevalue("postgres_server_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis; each test gets its own key prefix through `make_app`."""
+    if not port_open(REDIS_URL, 6379):
+        service_missing("Redis", REDIS_URL)
+    return REDIS_URL
+
+
+@pytest.fixture
+def base_config(tmp_path) -> dict[str, str]:
+    """Settings every test app starts from; tests override by passing their own."""
+    return {
+        "CHATKIT_ENV": "test",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def make_app(base_config: dict[str, str]) -> Callable[..., Flask]:
+    """Build an app from `base_config` plus overrides (environment-variable names to values)."""
+
+    def factory(overrides: dict[str, str] | None = None, **kwargs: str) -> Flask:
+        # A key prefix per app keeps rate-limit counters in a shared Redis apart.
+        config = {"RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}", **base_config, **(overrides or {}), **kwargs}
+        app = create_app(config)
+        app.config["TESTING"] = True
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
