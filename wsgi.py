@@ -2,12 +2,12 @@
 
 import sys
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from chatkit_backend import create_app
 from chatkit_backend.config import ConfigError
 
-load_dotenv()
+load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service starts in
 
 try:
     app = create_app()

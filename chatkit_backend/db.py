@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -139,9 +140,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
 
 
-@click.group("db", help="Database schema commands.")
-def db_cli() -> None:
-    pass
+db_cli = AppGroup("db", help="Database schema commands.")
 
 
 @db_cli.command("upgrade", help="Create the schema or upgrade it to the newest revision.")

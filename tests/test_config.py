@@ -1,0 +1,113 @@
+"""Typed settings: parsed once, every problem listed in one message, secrets kept out of repr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatkit_backend.config import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_need_only_a_secret_key():
+    settings = Settings.from_env({"SECRET_KEY": "s"})
+    assert settings.env == "production"
+    assert settings.api_base == "https://api.openai.com"
+    assert settings.ratelimit_storage_uri == "memory://"
+    assert settings.trusted_proxy_hops == 0
+    assert settings.cors_origins == ()
+    assert settings.chatkit_configured is False
+
+
+def test_every_problem_is_listed_in_one_error():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {
+                "CHATKIT_SESSION_RATE_LIMIT": "ten a minute",
+                "TRUSTED_PROXY_HOPS": "-1",
+                "CHATKIT_COOKIE_SAMESITE": "sometimes",
+            }
+        )
+    message = str(caught.value)
+    assert "SECRET_KEY is required" in message
+    assert "CHATKIT_SESSION_RATE_LIMIT='ten a minute' is not a rate limit; expected e.g. '10/minute'" in message
+    assert "TRUSTED_PROXY_HOPS='-1' is not a whole number from 0 to 10" in message
+    assert "CHATKIT_COOKIE_SAMESITE='sometimes' is not one of Lax, Strict, None" in message
+    assert len(caught.value.problems) == 4
+
+
+def test_development_generates_a_per_process_secret_key():
+    first = Settings.from_env({"CHATKIT_ENV": "development"})
+    second = Settings.from_env({"CHATKIT_ENV": "development"})
+    assert first.secret_key_generated is True
+    assert first.secret_key
+    assert first.secret_key != second.secret_key
+
+
+def test_openai_workflow_id_is_accepted_as_an_alias():
+    settings = Settings.from_env({"SECRET_KEY": "s", "OPENAI_WORKFLOW_ID": "wf_seed", "OPENAI_API_KEY": "sk-x"})
+    assert settings.workflow_id == "wf_seed"
+    assert settings.chatkit_configured is True
+
+
+def test_chatkit_workflow_id_wins_over_the_alias():
+    settings = Settings.from_env({"SECRET_KEY": "s", "OPENAI_WORKFLOW_ID": "wf_a", "CHATKIT_WORKFLOW_ID": "wf_b"})
+    assert settings.workflow_id == "wf_b"
+
+
+def test_lists_and_booleans_are_parsed():
+    settings = Settings.from_env(
+        {"SECRET_KEY": "s", "CORS_ORIGINS": "https://a.example, https://b.example", "CHATKIT_HISTORY_ENABLED": "off"}
+    )
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.history_enabled is False
+
+
+def test_header_identity_requires_a_trusted_proxy():
+    with pytest.raises(ConfigError, match="TRUSTED_PROXY_HOPS >= 1"):
+        Settings.from_env({"SECRET_KEY": "s", "CHATKIT_IDENTITY_MODE": "header"})
+
+
+def test_secrets_do_not_appear_in_repr():
+    settings = Settings.from_env({"SECRET_KEY": "s", "OPENAI_API_KEY": "sk-very-secret", "CHATKIT_JWT_SECRET": "j"})
+    assert "sk-very-secret" not in repr(settings)
+
+
+def test_missing_credentials_do_not_stop_start_up(make_app):
+    app = make_app()
+    assert app.config["SETTINGS"].chatkit_configured is False
+    assert app.test_client().get("/health").status_code == 200
+
+
+def test_wsgi_exits_non_zero_with_every_problem_listed(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "CHATKIT_SESSION_RATE_LIMIT": "ten a minute", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert "SECRET_KEY is required" in result.stderr
+    assert "is not a rate limit" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dotenv_file_is_loaded_by_wsgi(tmp_path):
+    (tmp_path / ".env").write_text("CHATKIT_ENV=development\nCHATKIT_WORKFLOW_ID=wf_from_dotenv\n")
+    script = "import wsgi; print(wsgi.app.config['SETTINGS'].workflow_id)"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "wf_from_dotenv"

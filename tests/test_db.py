@@ -1,0 +1,91 @@
+"""SQL storage: schema under Alembic, created without being asked, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from chatkit_backend.db import MIGRATIONS_DIR, SCHEMA_REVISION, Base, Database
+from chatkit_backend.models import IssuedSession
+
+
+def test_schema_revision_constant_is_alembics_head():
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    heads = ScriptDirectory.from_config(config).get_heads()
+    assert heads == [SCHEMA_REVISION]
+
+
+def test_every_model_table_is_created_by_the_migrations(make_app, database_url):
+    app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="true")
+    engine = app.extensions["chatkit_db"].engine
+    tables = set(inspect(engine).get_table_names())
+    assert {table.name for table in Base.metadata.sorted_tables} <= tables
+    assert app.extensions["chatkit_db"].schema_revision() == SCHEMA_REVISION
+
+
+def test_an_empty_sqlite_file_gets_the_schema_at_start(make_app, tmp_path):
+    path = tmp_path / "fresh.sqlite3"
+    make_app(DATABASE_URL=f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
+    engine.dispose()
+
+
+def test_default_database_is_a_sqlite_file_in_the_instance_folder(make_app, base_config):
+    base_config.pop("DATABASE_URL")
+    app = make_app()
+    database = app.extensions["chatkit_db"]
+    assert database.is_sqlite
+    assert database.url.endswith(str(Path(app.instance_path) / "chatkit.sqlite3"))
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    with database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 15000
+    database.engine.dispose()
+
+
+def test_heroku_style_postgres_urls_use_psycopg3():
+    database = Database("postgres://user:pw@db.example:5432/app")
+    assert database.url.startswith("postgresql+psycopg://")
+    assert database.engine.dialect.driver == "psycopg"
+
+
+def test_db_upgrade_command_creates_the_schema(make_app, database_url):
+    app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="false")
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "database schema at head" in result.output
+    assert app.extensions["chatkit_db"].schema_revision() == SCHEMA_REVISION
+
+
+def test_rows_round_trip_through_a_session(make_app, database_url):
+    from datetime import UTC, datetime, timedelta
+
+    app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="true")
+    database = app.extensions["chatkit_db"]
+    now = datetime.now(UTC)
+    with database.session() as session:
+        session.add(
+            IssuedSession(
+                id="cksess_1",
+                user_id="u1",
+                secret_sha256="0" * 64,
+                workflow_id="wf_1",
+                status="active",
+                created_at=now,
+                expires_at=now + timedelta(minutes=10),
+            )
+        )
+    with database.session() as session:
+        stored = session.get(IssuedSession, "cksess_1")
+        assert stored is not None
+        assert stored.user_id == "u1"

@@ -1,0 +1,129 @@
+"""The one error contract: every non-2xx answer is JSON with a code, a message and the request id."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Blueprint, Flask
+
+from chatkit_backend.errors import ApiError, get_json_body, validation_error
+from chatkit_backend.rate_limits import limiter
+
+
+def assert_contract(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert b"<html" not in response.data.lower()
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    return error
+
+
+@pytest.fixture
+def probe_app(make_app) -> Flask:
+    """The real app plus a blueprint whose routes raise each kind of error the contract covers."""
+    app = make_app()
+    probe = Blueprint("probe", __name__)
+
+    @probe.post("/probe/json")
+    def echo_json():
+        return {"got": get_json_body(required=True)}
+
+    @probe.get("/probe/validation")
+    def bad_field():
+        raise validation_error([{"field": "thread_id", "message": "must be a string"}])
+
+    @probe.get("/probe/unauthorized")
+    def unauthorized():
+        raise ApiError("unauthorized", "A bearer token is required.", 401)
+
+    @probe.get("/probe/forbidden")
+    def forbidden():
+        raise ApiError("forbidden", "Not yours.", 403)
+
+    @probe.get("/probe/crash")
+    def crash():
+        raise RuntimeError("boom with sk-live-secret-value inside")
+
+    @probe.get("/probe/limited")
+    @limiter.limit("1/minute")
+    def limited():
+        return {"ok": True}
+
+    app.register_blueprint(probe)
+    return app
+
+
+@pytest.fixture
+def probe(probe_app):
+    return probe_app.test_client()
+
+
+def test_invalid_json_is_400_invalid_json(probe):
+    response = probe.post("/probe/json", data=b"{not json", content_type="application/json")
+    assert_contract(response, 400, "invalid_json")
+
+
+def test_non_utf8_body_is_400_invalid_json(probe):
+    response = probe.post("/probe/json", data=b'{"a": "\xff\xfe"}', content_type="application/json")
+    assert_contract(response, 400, "invalid_json")
+
+
+def test_deeply_nested_json_is_400_invalid_json(probe):
+    response = probe.post("/probe/json", data=b"[" * 100000 + b"]" * 100000, content_type="application/json")
+    assert_contract(response, 400, "invalid_json")
+
+
+def test_validation_error_names_the_field(probe):
+    error = assert_contract(probe.get("/probe/validation"), 400, "validation_error")
+    assert error["details"] == [{"field": "thread_id", "message": "must be a string"}]
+
+
+def test_unauthorized_is_401(probe):
+    assert_contract(probe.get("/probe/unauthorized"), 401, "unauthorized")
+
+
+def test_forbidden_is_403(probe):
+    assert_contract(probe.get("/probe/forbidden"), 403, "forbidden")
+
+
+def test_unknown_route_is_404_not_found(probe):
+    assert_contract(probe.get("/no/such/route"), 404, "not_found")
+
+
+def test_wrong_method_is_405_with_allow_header(probe):
+    response = probe.delete("/health")
+    assert_contract(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_oversized_body_is_413_payload_too_large(probe_app, probe):
+    size = probe_app.config["MAX_CONTENT_LENGTH"] + 1
+    response = probe.post("/probe/json", data=b"x" * size, content_type="application/json")
+    assert_contract(response, 413, "payload_too_large")
+
+
+def test_wrong_content_type_is_415_unsupported_media_type(probe):
+    response = probe.post("/probe/json", data=b'{"a": 1}', content_type="text/plain")
+    assert_contract(response, 415, "unsupported_media_type")
+
+
+def test_rate_limit_is_429_with_retry_after(probe):
+    assert probe.get("/probe/limited").status_code == 200
+    response = probe.get("/probe/limited")
+    assert_contract(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_unhandled_exception_is_500_without_traceback_or_secret(probe, caplog):
+    with caplog.at_level(logging.ERROR):
+        response = probe.get("/probe/crash")
+    error = assert_contract(response, 500, "internal_error")
+    body = response.get_data(as_text=True)
+    assert "Traceback" not in body
+    assert "sk-live-secret-value" not in body
+    assert "boom" not in error["message"]
+    assert any(record.exc_info for record in caplog.records), "the server log keeps the traceback"
