@@ -29,10 +29,12 @@ secure_scheme_headers: dict[str, str] = {}
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
+    # The app attaches its own JSON handler to the root logger; gunicorn adds none there.
+    "root": {"level": "INFO", "handlers": []},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"levelname": "level", "name": "logger", "asctime": "time"},
         }
     },

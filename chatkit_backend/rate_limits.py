@@ -42,4 +42,7 @@ def init_app(app: Flask) -> None:
     if settings.ratelimit_storage_uri.startswith(("redis://", "rediss://")):
         # Fail fast when Redis is down instead of holding every request for the client's default timeout.
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
+    # flask-limiter keeps the first app's key prefix forever; re-read it for each app this
+    # process builds (tests build many), so each app's counters stay under its own prefix.
+    limiter._key_prefix = ""
     limiter.init_app(app)

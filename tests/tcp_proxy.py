@@ -35,6 +35,11 @@ class TcpProxy:
         """Close the listener and every open connection: the target looks gone."""
         with self._lock:
             if self._listener is not None:
+                # shutdown() wakes the thread blocked in accept(); close() alone would not on Linux.
+                try:
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 self._listener.close()
                 self._listener = None
             for conn in self._connections:

@@ -1,0 +1,99 @@
+"""Rate limiting: memory and Redis storage, and a Redis that goes away mid-run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Blueprint, Flask
+
+from chatkit_backend.rate_limits import limiter
+from tests.tcp_proxy import TcpProxy
+
+
+def with_limited_route(app: Flask, limit: str = "3/minute") -> Flask:
+    """Add GET /probe/limited with `limit` to `app`."""
+    bp = Blueprint("limited_probe", __name__)
+
+    def limited():
+        return {"ok": True}
+
+    # The limiter is module-level and remembers limits by function name: one name per app.
+    limited.__qualname__ = f"limited_{uuid.uuid4().hex}"
+    bp.get("/probe/limited")(limiter.limit(limit)(limited))
+    app.register_blueprint(bp)
+    return app
+
+
+def statuses(client, n: int, **kwargs) -> list[int]:
+    return [client.get("/probe/limited", **kwargs).status_code for _ in range(n)]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def storage_uri(request) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return request.getfixturevalue("redis_url")
+
+
+def test_limit_allows_exactly_n_then_429(make_app, storage_uri):
+    app = with_limited_route(make_app(RATELIMIT_STORAGE_URI=storage_uri))
+    assert statuses(app.test_client(), 5) == [200, 200, 200, 429, 429]
+
+
+def test_limits_are_kept_per_client_address(make_app, storage_uri):
+    app = with_limited_route(make_app(RATELIMIT_STORAGE_URI=storage_uri), "1/minute")
+    client = app.test_client()
+    assert statuses(client, 2, environ_base={"REMOTE_ADDR": "10.0.0.1"}) == [200, 429]
+    assert statuses(client, 1, environ_base={"REMOTE_ADDR": "10.0.0.2"}) == [200]
+
+
+@pytest.mark.redis
+def test_two_apps_sharing_redis_share_the_count(make_app, redis_url):
+    prefix = f"shared-{uuid.uuid4().hex[:8]}"
+    first = with_limited_route(make_app(RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_KEY_PREFIX=prefix))
+    assert statuses(first.test_client(), 2) == [200, 200]
+    # A second app (another worker) on the same storage and prefix counts in the same window.
+    second = make_app(RATELIMIT_STORAGE_URI=redis_url, RATELIMIT_KEY_PREFIX=prefix)
+    second.register_blueprint(first.blueprints["limited_probe"])
+    assert statuses(second.test_client(), 2) == [200, 429]
+
+
+def test_health_is_never_limited(make_app):
+    app = make_app()
+    client = app.test_client()
+    assert {client.get("/health").status_code for _ in range(50)} == {200}
+
+
+@pytest.mark.redis
+def test_redis_going_away_keeps_the_service_answering(make_app, redis_url, capsys):
+    target = urlsplit(redis_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
+    try:
+        uri = f"redis://{proxy.url_host}{target.path or '/0'}"
+        app = with_limited_route(make_app(RATELIMIT_STORAGE_URI=uri), "3/minute")
+        client = app.test_client()
+        assert statuses(client, 2) == [200, 200]
+        assert client.get("/ready").get_json()["checks"]["rate_limit_storage"]["ok"] is True
+
+        proxy.cut()
+        capsys.readouterr()
+        # Limits now hold in memory: the service answers, and still limits.
+        after = statuses(client, 6)
+        assert after[:3] == [200, 200, 200]
+        assert after[3:] == [429, 429, 429]
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready").get_json()
+        assert ready["checks"]["rate_limit_storage"]["ok"] is False
+        assert ready["status"] in ("degraded", "not_ready")
+
+        warnings = [
+            json.loads(line)
+            for line in capsys.readouterr().err.splitlines()
+            if line.startswith("{") and "falling back to in-memory" in line
+        ]
+        assert len(warnings) == 1, "one clear warning, not one per request"
+    finally:
+        proxy.cut()
