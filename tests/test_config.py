@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,17 @@ def test_dotenv_file_is_loaded_by_wsgi(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "wf_from_dotenv"
+
+
+def _variables_read_by_config() -> set[str]:
+    source = (ROOT / "chatkit_backend" / "config.py").read_text()
+    return set(re.findall(r'r\.(?:text|integer|number|flag|choice|items|rate_limit)\(\s*"([A-Z0-9_]+)"', source))
+
+
+def test_every_variable_is_documented_in_readme_and_env_example():
+    variables = _variables_read_by_config()
+    assert len(variables) > 40
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    assert sorted(v for v in variables if f"`{v}`" not in readme) == []
+    assert sorted(v for v in variables if not re.search(rf"^{v}=", example, re.MULTILINE)) == []
