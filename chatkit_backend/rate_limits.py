@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 log = logging.getLogger(__name__)
@@ -13,6 +13,32 @@ log = logging.getLogger(__name__)
 def client_address() -> str:
     """The client's address as ProxyFix sees it (forwarding headers only count from trusted hops)."""
     return request.remote_addr or "unknown"
+
+
+def user_key() -> str:
+    """The current user when the request carries an identity, else the client's address.
+
+    Uses `peek_user` so that a key function never creates an identity or fails the request.
+    """
+    from chatkit_backend.identity import peek_user
+
+    user = peek_user()
+    return f"user:{user}" if user else f"address:{client_address()}"
+
+
+def session_limit() -> str:
+    """CHATKIT_SESSION_RATE_LIMIT, per user, shared by session create and refresh."""
+    return current_app.config["SETTINGS"].session_rate_limit
+
+
+def session_limit_per_address() -> str:
+    """CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS, per client address, shared by create and refresh."""
+    return current_app.config["SETTINGS"].session_rate_limit_per_address
+
+
+def threads_limit() -> str:
+    """CHATKIT_THREADS_RATE_LIMIT, per user, for the thread routes."""
+    return current_app.config["SETTINGS"].threads_rate_limit
 
 
 # One module-level extension object (the init_app pattern); routes decorate with `limiter.limit`.
