@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,22 @@ def storage_is_healthy() -> bool:
         return False
 
 
+def _remember_own_retry_after(response: Response) -> Response:
+    g.own_retry_after = response.headers.get("Retry-After")
+    return response
+
+
+def _restore_own_retry_after(response: Response) -> Response:
+    # flask-limiter stamps every limited response with Retry-After = max(own, its window reset):
+    # only its own 429s should carry the window; other answers keep their own value or none.
+    if response.status_code != 429 and "own_retry_after" in g:
+        if g.own_retry_after is None:
+            response.headers.pop("Retry-After", None)
+        else:
+            response.headers["Retry-After"] = g.own_retry_after
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI."""
     settings = app.config["SETTINGS"]
@@ -68,4 +84,7 @@ def init_app(app: Flask) -> None:
     if settings.ratelimit_storage_uri.startswith(("redis://", "rediss://")):
         # Fail fast when Redis is down instead of holding every request for the client's default timeout.
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
+    # after_request hooks run in reverse order: the first registered here runs after the limiter's.
+    app.after_request(_restore_own_retry_after)
     limiter.init_app(app)
+    app.after_request(_remember_own_retry_after)

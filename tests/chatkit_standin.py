@@ -40,6 +40,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    client_port: int = 0
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
@@ -226,6 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                 headers=dict(self.headers.items()),
                 body=body,
+                client_port=self.client_address[1],
             )
             with state.lock:
                 state.requests.append(recorded)
