@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 CHECK_USER = "chatkit-backend-check"
 
@@ -14,6 +15,7 @@ def init_app(app: Flask) -> None:
 
 @click.command("check", help="Validate the configuration; with --live, create and cancel one ChatKit session.")
 @click.option("--live", is_flag=True, help="Create and cancel one session for a fixed check user.")
+@with_appcontext
 def check_command(live: bool) -> None:
     settings = current_app.config["SETTINGS"]
     problems = []
