@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from chatkit_backend import create_app
 from chatkit_backend.db import Base, normalise_url, upgrade_schema
+from tests.chatkit_standin import ChatKitStandin
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -119,21 +120,24 @@ def base_config(tmp_path) -> dict[str, str]:
 def make_app(base_config: dict[str, str]) -> Iterator[Callable[..., Flask]]:
     """Build an app from `base_config` plus overrides (environment-variable names to values).
 
-    Every app built is closed at teardown (its database engine disposed).
+    Each app's database connections and upstream HTTP pool are closed when the test ends.
     """
-    built: list[Flask] = []
+    apps: list[Flask] = []
 
     def factory(overrides: dict[str, str] | None = None, **kwargs: str) -> Flask:
         # A key prefix per app keeps rate-limit counters in a shared Redis apart.
         config = {"RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}", **base_config, **(overrides or {}), **kwargs}
         app = create_app(config)
         app.config["TESTING"] = True
-        built.append(app)
+        apps.append(app)
         return app
 
     yield factory
-    for app in built:
+    for app in apps:
         app.extensions["chatkit_db"].engine.dispose()
+        upstream = app.extensions.get("chatkit_upstream")
+        if upstream is not None:
+            upstream.http.close()
 
 
 @pytest.fixture
@@ -155,3 +159,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chatkit_standin() -> Iterator[ChatKitStandin]:
+    """A loopback ChatKit API (tests/chatkit_standin.py): records requests, plays injected faults."""
+    with ChatKitStandin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def chatkit_config(chatkit_standin: ChatKitStandin) -> dict[str, str]:
+    """Settings pointing the app at the stand-in; only CHATKIT_API_BASE differs from a real deployment."""
+    return {
+        "CHATKIT_API_BASE": chatkit_standin.url,
+        "OPENAI_API_KEY": chatkit_standin.api_key,
+        "CHATKIT_WORKFLOW_ID": chatkit_standin.workflow_id,
+        "CHATKIT_CONNECT_TIMEOUT": "1",
+        "CHATKIT_READ_TIMEOUT": "2",
+        "CHATKIT_RETRY_BUDGET_SECONDS": "2",
+    }
