@@ -1,0 +1,103 @@
+"""schemathesis fuzzes every documented operation in-process (WSGI), against the loopback ChatKit stand-in.
+
+Seeded (derandomized), so CI sees the same cases on every run. Positive and negative cases; every
+response must match the document, no 5xx but the documented upstream ones, every error body the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from chatkit_backend import create_app
+from chatkit_backend.config import Settings
+from chatkit_backend.openapi import build_document
+from tests.chatkit_standin import ChatKitStandin
+
+MAX_EXAMPLES = 150
+# The upstream's own failures, documented per operation; the stand-in is healthy, so none is expected.
+UPSTREAM_STATUSES = {502, 503, 504}
+ERROR_KEYS = {"code", "message", "request_id"}
+# Cases sent, by status; printed at the end of the module (pytest -s) for the hardening note.
+CASES_RUN: dict[int, int] = {}
+
+
+@pytest.fixture(scope="module")
+def fuzz_standin() -> Iterator[ChatKitStandin]:
+    # Recording off: thousands of cases would otherwise keep every request in memory.
+    with ChatKitStandin(record=False) as standin:
+        standin.add_thread("anon_fuzz", title="a thread")
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(fuzz_standin: ChatKitStandin, tmp_path_factory):
+    app = create_app(
+        {
+            "CHATKIT_ENV": "test",
+            "SECRET_KEY": "fuzz-secret-key",
+            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'app.sqlite3'}",
+            "LOG_LEVEL": "WARNING",
+            "CHATKIT_API_BASE": fuzz_standin.url,
+            "OPENAI_API_KEY": fuzz_standin.api_key,
+            "CHATKIT_WORKFLOW_ID": fuzz_standin.workflow_id,
+            "CHATKIT_ALLOWED_STATE_VARIABLES": ALLOWED_STATE_VARIABLES,
+            "CHATKIT_CONNECT_TIMEOUT": "1",
+            "CHATKIT_READ_TIMEOUT": "2",
+            # The fuzzer is one client sending thousands of requests: limits would answer most with 429.
+            "CHATKIT_SESSION_RATE_LIMIT": "1000000/minute",
+            "CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+            "CHATKIT_THREADS_RATE_LIMIT": "1000000/minute",
+            "RATELIMIT_KEY_PREFIX": "fuzz",
+        }
+    )
+    yield app
+    print(f"\nfuzz cases run: {sum(CASES_RUN.values())}, by status: {dict(sorted(CASES_RUN.items()))}")
+    app.extensions["chatkit_db"].engine.dispose()
+    app.extensions["chatkit_upstream"].http.close()
+
+
+ALLOWED_STATE_VARIABLES = "plan,locale"
+# Loaded at import so that each operation is its own test item (schemathesis's lazy fixture loader
+# does not work with pytest 9); the app the cases run against is the module fixture below, and
+# test_fuzzed_document_is_what_the_app_serves keeps the two the same.
+schema = schemathesis.openapi.from_dict(
+    build_document(
+        Settings.from_env({"CHATKIT_ENV": "test", "CHATKIT_ALLOWED_STATE_VARIABLES": ALLOWED_STATE_VARIABLES})
+    )
+)
+
+
+def _error_contract(response) -> None:
+    """Every answer of 400 or more is the error contract, documented or not."""
+    if response.status_code < 400:
+        return
+    content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", [""])[0]
+    assert content_type.startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert ERROR_KEYS <= set(body["error"]) <= {*ERROR_KEYS, "details"}, body
+    assert isinstance(body["error"]["code"], str), body
+    assert body["error"]["message"], body
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_every_operation_holds_under_fuzzing(case, fuzz_app):
+    response = case.call_and_validate(app=fuzz_app)
+    CASES_RUN[response.status_code] = CASES_RUN.get(response.status_code, 0) + 1
+    assert response.status_code < 500 or response.status_code in UPSTREAM_STATUSES, response.text
+    _error_contract(response)
+
+
+def test_fuzzed_document_is_what_the_app_serves(fuzz_app):
+    assert fuzz_app.test_client().get("/openapi.json").get_json() == schema.raw_schema

@@ -1,0 +1,63 @@
+"""The OpenAPI document: valid OpenAPI 3.1, and in step with the routes the app registers."""
+
+from __future__ import annotations
+
+import re
+
+import schemathesis
+
+from chatkit_backend.openapi import build_document
+
+# Methods Flask adds by itself; they are not operations of their own.
+_IMPLICIT = {"HEAD", "OPTIONS"}
+
+
+def _registered(app) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        routes |= {(path, method) for method in rule.methods - _IMPLICIT}
+    return routes
+
+
+def _documented(document) -> set[tuple[str, str]]:
+    return {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+
+
+def test_every_registered_route_is_documented_and_nothing_else(app):
+    document = app.test_client().get("/openapi.json").get_json()
+    registered, documented = _registered(app), _documented(document)
+    assert registered - documented == set(), "registered but missing from chatkit_backend/openapi.py"
+    assert documented - registered == set(), "documented but no longer registered"
+
+
+def test_the_document_is_valid_openapi_3_1(app):
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    schema.validate()
+    assert schema.raw_schema["openapi"] == "3.1.0"
+
+
+def test_every_operation_documents_the_error_contract_for_its_errors(app):
+    document = build_document(app.config["SETTINGS"])
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                if int(status) >= 400 and not (path == "/ready" and status == "503"):
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_allowed_state_variables_come_from_settings(make_app):
+    app = make_app(CHATKIT_ALLOWED_STATE_VARIABLES="plan,locale")
+    document = app.test_client().get("/openapi.json").get_json()
+    create = document["paths"]["/api/chatkit/session"]["post"]
+    schema = create["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["state_variables"]["propertyNames"] == {"enum": ["plan", "locale"]}
+
+
+def test_openapi_json_is_never_rate_limited(make_app):
+    app = make_app(CHATKIT_SESSION_RATE_LIMIT="1/minute", CHATKIT_THREADS_RATE_LIMIT="1/minute")
+    client = app.test_client()
+    assert all(client.get("/openapi.json").status_code == 200 for _ in range(30))
