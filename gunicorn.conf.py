@@ -13,8 +13,9 @@ load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service star
 # A platform router (or nginx) reaches the app from outside the dyno, so listen on every interface.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# gthread: blocking upstream calls wait in a thread, not the whole worker.
-worker_class = "gthread"
+# gthread (blocking upstream calls wait in a thread, not the whole worker), with gunicorn's own
+# error pages (request line or header too long, malformed request) answered as the JSON error contract.
+worker_class = "chatkit_backend.gunicorn_worker.JsonErrorThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 timeout = 30
 graceful_timeout = 20

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,14 +25,23 @@ ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
+def _unverified() -> ssl.SSLContext:
+    # The test's own self-signed certificate on loopback.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
     """Poll `url` until it answers, failing early if `process` exits."""
     deadline = time.monotonic() + seconds
+    context = _unverified() if url.startswith("https:") else None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"{process.args[0]} exited with {process.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1).close()
+            urllib.request.urlopen(url, timeout=1, context=context).close()
             return
         except urllib.error.HTTPError:
             return  # it answered, with an error status: it is up
@@ -74,20 +87,45 @@ def require_nginx() -> str:
     return NGINX
 
 
+def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1, made with openssl."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
 @contextmanager
-def nginx(app_url: str, workdir: Path) -> Iterator[str]:
-    """Run Debian's nginx on a loopback port with deploy/nginx.conf, proxying to `app_url`."""
+def nginx(app_url: str, workdir: Path, *, tls: bool = False) -> Iterator[str]:
+    """Run Debian's nginx on a loopback port with deploy/nginx.conf, proxying to `app_url`.
+
+    With `tls`, nginx terminates TLS with a self-signed certificate (as the template's comment says
+    to in production), so the app sees `X-Forwarded-Proto: https` from nginx's `$scheme`.
+    """
     binary = require_nginx()
     port = free_port()
     template = (ROOT / "deploy" / "nginx.conf").read_text()
-    site = template.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    site = re.sub(r"server 127\.0\.0\.1:8000;", f"server {app_url.removeprefix('http://')};", site)
     workdir.mkdir(parents=True, exist_ok=True)
+    listen = f"listen 127.0.0.1:{port};"
+    if tls:
+        cert, key = self_signed_certificate(workdir)
+        listen = f"listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};"
+    site = template.replace("listen 80;", listen, 1)
+    site = re.sub(r"server 127\.0\.0\.1:8000;", f"server {app_url.removeprefix('http://')};", site)
     (workdir / "site.conf").write_text(site)
     temp = workdir / "tmp"
     temp.mkdir(exist_ok=True)
     (workdir / "nginx.conf").write_text(
-        f"""
+        # As root, nginx's workers would switch to an unprivileged user that cannot write the test's temp dirs.
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"""
 worker_processes 1;
 pid {workdir / "nginx.pid"};
 error_log {workdir / "error.log"} warn;
@@ -108,9 +146,46 @@ http {{
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         wait_until_up(url + "/health", process)
         yield url
     finally:
         _stop(process)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def send(
+    url: str,
+    method: str = "GET",
+    path: str = "/",
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    source: str = "127.0.0.1",
+    timeout: float = 10,
+) -> Answer:
+    """One request from loopback address `source` (127.0.0.0/8), so a test can be several clients."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.partition(":")
+    if scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, int(port), timeout=timeout, source_address=(source, 0), context=_unverified()
+        )
+    else:
+        connection = http.client.HTTPConnection(host, int(port), timeout=timeout, source_address=(source, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()

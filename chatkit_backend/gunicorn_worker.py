@@ -1,0 +1,54 @@
+"""gunicorn's gthread worker, answering requests gunicorn itself cannot parse with the JSON error contract.
+
+gunicorn writes its own HTML page for a request line or header it refuses (too long, malformed)
+before the app ever sees it. This worker makes those answers the app's contract instead, without
+echoing any part of the refused request (it may hold a cookie or a token).
+"""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+# gunicorn's statuses for refused requests, mapped onto the contract's codes.
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """Drop-in for gunicorn.util.write_error: the same status, a JSON error-contract body."""
+    body = json.dumps(
+        {
+            "error": {
+                "code": _CODES.get(status_int, "bad_request"),
+                "message": f"{reason}: the server could not accept this request.",
+                "request_id": None,
+            }
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class JsonErrorThreadWorker(ThreadWorker):
+    """gthread, with gunicorn's own error pages in JSON."""
+
+    def init_process(self) -> None:
+        # gunicorn's base worker calls util.write_error by module attribute; this process only runs this worker.
+        util.write_error = write_json_error
+        super().init_process()
