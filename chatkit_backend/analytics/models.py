@@ -36,8 +36,8 @@ class AnalyticsEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    data: Mapped[Any] = mapped_column(JSON, nullable=True)
-    extra: Mapped[Any] = mapped_column(JSON, nullable=True)
+    data: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    extra: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class ErrorReport(Base):
@@ -53,14 +53,14 @@ class ErrorReport(Base):
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
     component: Mapped[str | None] = mapped_column(String(128), nullable=True)
     level: Mapped[str] = mapped_column(String(16))
-    context: Mapped[Any] = mapped_column(JSON, nullable=True)
+    context: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     client_timestamp: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    extra: Mapped[Any] = mapped_column(JSON, nullable=True)
+    extra: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class ErrorGroup(Base):
