@@ -76,7 +76,7 @@ class Spool:
     def _inode(self) -> int | None:
         try:
             return self.path.stat().st_ino
-        except FileNotFoundError:
+        except OSError:
             return None
 
     def _claimed(self) -> list[Path]:
@@ -85,11 +85,9 @@ class Spool:
     def has_pending(self) -> bool:
         """True when there is anything to replay."""
         try:
-            if self.path.stat().st_size > 0:
-                return True
-        except FileNotFoundError:
-            pass
-        return bool(self._claimed())
+            return self.path.stat().st_size > 0 or bool(self._claimed())
+        except OSError:
+            return False
 
     def replay(self, write: Callable[[list[Record]], None], chunk: int = 2000) -> int:
         """Hand every spooled record to `write` in chunks, then remove it; returns how many were handed on.
