@@ -85,9 +85,11 @@ class Spool:
     def has_pending(self) -> bool:
         """True when there is anything to replay."""
         try:
-            return self.path.stat().st_size > 0 or bool(self._claimed())
+            if self.path.stat().st_size > 0:
+                return True
         except OSError:
-            return False
+            pass  # no spool file (or no folder): only claimed files can be pending
+        return bool(self._claimed())
 
     def replay(self, write: Callable[[list[Record]], None], chunk: int = 2000) -> int:
         """Hand every spooled record to `write` in chunks, then remove it; returns how many were handed on.
