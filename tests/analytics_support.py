@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from sqlalchemy import Table, select, text
 
@@ -26,6 +27,14 @@ class AnalyticsApps:
     def close(self) -> None:
         for app in self.apps:
             app.extensions["chatkit_db"].engine.dispose()
+
+
+@pytest.fixture
+def analytics_app(make_app, database_url, tmp_path):
+    """Builds apps on the test's database (import this fixture into a test module)."""
+    apps = AnalyticsApps(make_app, database_url, tmp_path)
+    yield apps
+    apps.close()
 
 
 def rows(app: Flask, table: Table) -> list[dict]:

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.admin_support import ADMIN_TOKEN, RANGE, seed
-from tests.analytics_support import AnalyticsApps
 
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def analytics_app(make_app, database_url, tmp_path):
-    apps = AnalyticsApps(make_app, database_url, tmp_path)
-    yield apps
-    apps.close()
 
 
 @pytest.fixture

@@ -8,14 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from chatkit_backend.analytics.store import EVENTS
-from tests.analytics_support import AnalyticsApps, column_values, count_rows, rows
-
-
-@pytest.fixture
-def analytics_app(make_app, database_url, tmp_path):
-    apps = AnalyticsApps(make_app, database_url, tmp_path)
-    yield apps
-    apps.close()
+from tests.analytics_support import column_values, count_rows, rows
 
 
 @pytest.fixture

@@ -11,17 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from chatkit_backend.analytics.spool import Spool
-from tests.analytics_support import AnalyticsApps, count_rows, wait_for
+from tests.analytics_support import count_rows, wait_for
 from tests.tcp_proxy import TcpProxy
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def analytics_app(make_app, database_url, tmp_path):
-    apps = AnalyticsApps(make_app, database_url, tmp_path)
-    yield apps
-    apps.close()
 
 
 class SqliteOutage:
