@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The newest Alembic revision. Start-up compares it with the database's and imports Alembic
 # (about 0.4 s) only when they differ; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0001_session_registry"
+SCHEMA_REVISION = "0002_analytics"
 EXTENSION_KEY = "chatkit_db"
 
 # Stable constraint names so that Alembic migrations read the same on SQLite and PostgreSQL.
