@@ -14,6 +14,7 @@ from chatkit_backend.config import Settings
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the application. `config` (environment-variable names to values) overrides the environment."""
     from chatkit_backend import (
+        admin,
         cli,
         db,
         errors,
@@ -57,4 +58,5 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(analytics_bp)
+    admin.init_app(app)
     return app
