@@ -23,17 +23,20 @@ THREAD_ID_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
 # What each error status means on every route that can answer it.
 _ERROR_DESCRIPTIONS = {
     400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`.",
-    401: "`unauthorized`: jwt or header identity mode without a valid identity.",
+    401: "`unauthorized`: jwt or header identity mode without a valid identity; on admin routes, a missing "
+    "or wrong admin token.",
     404: "`not_found`.",
     405: "`method_not_allowed`; the Allow header lists the methods.",
-    413: "`payload_too_large`: the body is larger than MAX_CONTENT_LENGTH.",
+    413: "`payload_too_large` (the body is larger than MAX_CONTENT_LENGTH); on analytics routes also "
+    "`event_too_large` (CHATKIT_ANALYTICS_MAX_EVENT_BYTES) and `batch_too_large` (CHATKIT_ANALYTICS_MAX_BATCH_EVENTS).",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
     429: "`rate_limited`; Retry-After says when to retry.",
     500: "`internal_error`: an unexpected failure (details are in the server log, never in the answer).",
     502: "The ChatKit API failed: `upstream_bad_request`, `upstream_auth_failed`, `workflow_not_found`, "
     "`upstream_error`, `upstream_unreachable` or `upstream_invalid_response`.",
     503: "`not_configured` (OPENAI_API_KEY or CHATKIT_WORKFLOW_ID unset) or `upstream_rate_limited` "
-    "(ChatKit answered 429; Retry-After is passed on).",
+    "(ChatKit answered 429; Retry-After is passed on); on analytics routes `analytics_unavailable` (neither the "
+    "database nor the spool could take the events; retry with the same ids).",
     504: "`upstream_timeout`: ChatKit gave no complete answer within the configured bound.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
@@ -223,6 +226,239 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Unix seconds or milliseconds (values above 1e11 are milliseconds), years 1 to 9999.
+_TIMESTAMP = {
+    "oneOf": [
+        {"type": "number", "minimum": -62135596800, "exclusiveMaximum": 253402300800000},
+        {"type": "string", "format": "date-time", "maxLength": 64},
+        {"type": "null"},
+    ]
+}
+_CLIENT_ID = {
+    "description": "The client's id for the event: a retry with the same id is stored once.",
+    "oneOf": [{"type": "string", "minLength": 1, "maxLength": 128}, {"type": "integer"}, {"type": "null"}],
+}
+
+
+def _nullable_string(max_length: int) -> dict[str, Any]:
+    return {"type": ["string", "null"], "maxLength": max_length}
+
+
+def _analytics_paths(settings: Settings) -> dict[str, Any]:
+    tracked = {"type": "object", "required": ["status"], "properties": {"status": {"const": "tracked"}}}
+
+    def single(operation_id: str, summary: str, schema: str, answer: dict[str, Any], what: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "tags": ["analytics"],
+                "operationId": operation_id,
+                "summary": summary,
+                "requestBody": _json_request({"$ref": f"#/components/schemas/{schema}"}, required=True),
+                "responses": {**_ok(what, answer), **_errors(*_JSON_BODY, 503)},
+            }
+        }
+
+    batch_answer = {
+        "type": "object",
+        "required": ["status", "accepted", "rejected"],
+        "properties": {
+            "status": {"const": "tracked"},
+            "accepted": {"type": "integer", "minimum": 0},
+            "rejected": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "code", "message"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {"type": ["array", "null"]},
+                    },
+                },
+            },
+        },
+    }
+    return {
+        "/api/analytics/message": single(
+            "trackMessage", "One message event (ChatKit's response.start / response.end).", "Event", tracked, "Stored."
+        ),
+        "/api/analytics/thread-change": single(
+            "trackThreadChange", "One thread change (ChatKit's thread.change {threadId}).", "Event", tracked, "Stored."
+        ),
+        "/api/errors": single(
+            "logError",
+            "One frontend error report, scrubbed and grouped by fingerprint.",
+            "ErrorReport",
+            {"type": "object", "required": ["status"], "properties": {"status": {"const": "logged"}}},
+            "Stored.",
+        ),
+        "/api/analytics/events": {
+            "post": {
+                "tags": ["analytics"],
+                "operationId": "trackEvents",
+                "summary": "A batch of typed events; valid ones are stored, the others reported by index.",
+                "description": "Each item is an Event with `type` one of message, thread_change, thread_load, "
+                "tool_change, ready, log; or an ErrorReport with `type: error`. Items are accepted one by one, "
+                "so any item is allowed here and the refused ones come back in `rejected`.",
+                "requestBody": _json_request(
+                    {"type": "array", "maxItems": settings.analytics_max_batch_events, "items": {}}, required=True
+                ),
+                "responses": {
+                    **_ok("What was stored and what was refused.", batch_answer),
+                    **_errors(*_JSON_BODY, 503),
+                },
+            }
+        },
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    bearer = [{"adminToken": []}]
+    group = {
+        "type": "object",
+        "required": ["fingerprint", "message", "count", "first_seen", "last_seen"],
+        "properties": {
+            "fingerprint": {"type": "string"},
+            "message": {"type": "string"},
+            "top_frame": {"type": ["string", "null"]},
+            "component": {"type": ["string", "null"]},
+            "level": {"type": ["string", "null"]},
+            "count": {"type": "integer"},
+            "first_seen": {"type": "string"},
+            "last_seen": {"type": "string"},
+        },
+    }
+    series = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
+    summary = {
+        "type": "object",
+        "required": ["since", "until", "bucket", "buckets", "counts", "totals", "distinct_users", "top_errors"],
+        "properties": {
+            "since": {"type": "string"},
+            "until": {"type": "string"},
+            "bucket": {"enum": ["hour", "day"]},
+            "buckets": {"type": "array", "items": {"type": "string"}},
+            "counts": series,
+            "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "distinct_users": {"type": "integer"},
+            "sessions_issued": {"type": "integer"},
+            "error_reports": {"type": "integer"},
+            "top_errors": {"type": "array", "items": group},
+        },
+    }
+    html = {"text/html": {"schema": {"type": "string"}}}
+    form = {
+        "application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": {"token": {"type": "string"}, "csrf_token": {"type": "string"}}}
+        }
+    }
+    return {
+        "/api/admin/analytics/summary": {
+            "get": {
+                "tags": ["admin"],
+                "operationId": "adminSummary",
+                "summary": "Counts per kind per bucket, distinct users, sessions issued and the top error groups.",
+                "security": bearer,
+                "parameters": [
+                    {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "until", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "bucket", "in": "query", "required": False, "schema": {"enum": ["hour", "day"]}},
+                ],
+                "description": "`since` and `until` are ISO 8601 dates or date-times, `since` before `until`, "
+                "spanning at most the allowed number of buckets (400 `validation_error` otherwise).",
+                "responses": {**_ok("The summary.", summary), **_errors(400, 401, 429)},
+            }
+        },
+        "/api/admin/errors": {
+            "get": {
+                "tags": ["admin"],
+                "operationId": "adminErrors",
+                "summary": "Error groups, most frequent first, paged.",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                    {
+                        "name": "per_page",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                ],
+                "responses": {
+                    **_ok(
+                        "A page of error groups.",
+                        {
+                            "type": "object",
+                            "required": ["items", "page", "per_page", "total"],
+                            "properties": {
+                                "items": {"type": "array", "items": group},
+                                "page": {"type": "integer"},
+                                "per_page": {"type": "integer"},
+                                "total": {"type": "integer"},
+                            },
+                        },
+                    ),
+                    **_errors(400, 401, 429),
+                },
+            }
+        },
+        "/admin": {
+            "get": {
+                "tags": ["admin pages"],
+                "operationId": "adminDashboard",
+                "summary": "The dashboard (HTML) when signed in; the sign-in form otherwise.",
+                "responses": {"200": {"description": "An HTML page.", "content": html}, **_errors(400, 429)},
+            }
+        },
+        "/admin/login": {
+            "post": {
+                "tags": ["admin pages"],
+                "operationId": "adminLogin",
+                "summary": "Exchange the admin token for an HttpOnly, SameSite=Strict cookie (a browser form).",
+                "requestBody": {"required": False, "content": form},
+                "responses": {
+                    "303": {"description": "Signed in; to the dashboard."},
+                    "401": {
+                        "description": "Wrong token or a cross-site post: the sign-in form again.",
+                        "content": html,
+                    },
+                    **_errors(400, 413, 429),
+                },
+            }
+        },
+        "/admin/logout": {
+            "post": {
+                "tags": ["admin pages"],
+                "operationId": "adminLogout",
+                "summary": "Clear the admin cookie (needs the form's CSRF token).",
+                "requestBody": {"required": False, "content": form},
+                "responses": {
+                    "303": {"description": "Signed out; to the dashboard's sign-in form."},
+                    "403": {"description": "No valid admin cookie or CSRF token: the sign-in form.", "content": html},
+                    **_errors(400, 413, 429),
+                },
+            }
+        },
+        "/admin/static/{filename}": {
+            "get": {
+                "tags": ["admin pages"],
+                "operationId": "adminStatic",
+                "summary": "The dashboard's stylesheet.",
+                "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The file.", "content": {"text/css": {"schema": {"type": "string"}}}},
+                    **_errors(404),
+                },
+            }
+        },
+    }
+
+
 def _health_paths() -> dict[str, Any]:
     check = {
         "type": "object",
@@ -307,6 +543,35 @@ def _components() -> dict[str, Any]:
                     }
                 },
             },
+            "Event": {
+                "type": "object",
+                "description": "A ChatKit event the page forwards. `threadId` and `itemId` are read as "
+                "`thread_id` and `item_id` (ChatKit names them so). Other fields are kept, scrubbed, in `extra`.",
+                "properties": {
+                    "id": _CLIENT_ID,
+                    "timestamp": _TIMESTAMP,
+                    "thread_id": _nullable_string(128),
+                    "item_id": _nullable_string(128),
+                    "event": _nullable_string(64),
+                    "name": _nullable_string(128),
+                    "data": {"type": ["object", "null"]},
+                },
+            },
+            "ErrorReport": {
+                "type": "object",
+                "description": "A frontend error. Message, stack and URL are scrubbed of secrets before storage.",
+                "required": ["message"],
+                "properties": {
+                    "id": _CLIENT_ID,
+                    "timestamp": _TIMESTAMP,
+                    "message": {"type": "string", "minLength": 1, "pattern": r"\S"},
+                    "stack": _nullable_string(65536),
+                    "url": _nullable_string(4096),
+                    "component": _nullable_string(128),
+                    "level": {"enum": ["debug", "info", "warning", "error", "fatal"]},
+                    "context": {"type": ["object", "null"]},
+                },
+            },
             "ClientSecret": {
                 "type": "object",
                 "required": ["client_secret", "expires_at"],
@@ -321,16 +586,23 @@ def _components() -> dict[str, Any]:
 
 def build_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document for this service as configured (state-variable names come from settings)."""
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "chatkit-backend",
             "version": "0.1.0",
             "description": "A Flask backend for OpenAI ChatKit. Every non-2xx answer is the Error schema.",
         },
-        "paths": {**_health_paths(), **_session_paths(settings)},
+        "paths": {**_health_paths(), **_session_paths(settings), **_analytics_paths(settings)},
         "components": _components(),
     }
+    if settings.admin_token:
+        # The admin routes exist only when CHATKIT_ADMIN_TOKEN is set.
+        document["paths"].update(_admin_paths())
+        document["components"]["securitySchemes"] = {
+            "adminToken": {"type": "http", "scheme": "bearer", "description": "CHATKIT_ADMIN_TOKEN"}
+        }
+    return document
 
 
 @bp.get("/openapi.json")
