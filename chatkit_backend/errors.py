@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -67,10 +69,47 @@ def error_response(error: ApiError) -> Response:
     return response
 
 
+# Deeper than any body this API takes; bounds the recursion of everything that walks a body later.
+MAX_JSON_DEPTH = 32
+# A lone UTF-16 surrogate (from a JSON escape) cannot be encoded to UTF-8; PostgreSQL text cannot hold NUL.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _is_storable(body: Any) -> bool:
+    """No nesting deeper than MAX_JSON_DEPTH and no string (key or value) with a lone surrogate or NUL."""
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                return False
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return False
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    return False
+                stack.append((item, depth + 1))
+    return True
+
+
 def get_json_body(*, required: bool = False) -> Any:
     """Parse the request body as JSON, raising the contract's errors for every way it can be wrong.
 
-    An absent or empty body gives None unless `required`.
+    An absent or empty body gives None unless `required`. Strict UTF-8 JSON (RFC 8259): no NaN or
+    Infinity, no number too large for a float, no lone surrogate, no NUL, at most MAX_JSON_DEPTH levels.
     """
     data = request.get_data(cache=True)
     if not data.strip():
@@ -80,9 +119,16 @@ def get_json_body(*, required: bool = False) -> Any:
     if not request.is_json:
         raise ApiError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.", 415)
     try:
-        return json.loads(data)
+        body = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise ApiError("invalid_json", "The body is not valid UTF-8 JSON.", 400) from None
+    if not _is_storable(body):
+        raise ApiError(
+            "invalid_json",
+            f"The body is nested deeper than {MAX_JSON_DEPTH} levels or holds a NUL or lone surrogate character.",
+            400,
+        )
+    return body
 
 
 def _handle_api_error(error: ApiError) -> Response:

@@ -127,3 +127,41 @@ def test_unhandled_exception_is_500_without_traceback_or_secret(probe, caplog):
     assert "sk-live-secret-value" not in body
     assert "boom" not in error["message"]
     assert any(record.exc_info for record in caplog.records), "the server log keeps the traceback"
+
+
+@pytest.mark.parametrize("body", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e999}'])
+def test_non_finite_numbers_are_400_invalid_json(probe, body):
+    # Not JSON (RFC 8259), and refused downstream: requests will not send NaN to ChatKit, jsonb will not store it.
+    response = probe.post("/probe/json", data=body, content_type="application/json")
+    assert_contract(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a": "\\ud800"}', b'{"\\udfff": 1}', b'{"a": "x\\u0000y"}', b'{"a\\u0000": 1}', b'["\\u0000"]'],
+    ids=["lone-surrogate", "lone-surrogate-key", "nul", "nul-key", "nul-in-array"],
+)
+def test_unstorable_strings_are_400_invalid_json(probe, body):
+    # A lone surrogate cannot be encoded to UTF-8 and PostgreSQL text cannot hold NUL: once accepted,
+    # such an event could never be stored (it would sit in the spool and block it).
+    response = probe.post("/probe/json", data=body, content_type="application/json")
+    assert_contract(response, 400, "invalid_json")
+
+
+def test_a_surrogate_pair_is_one_character_and_fine(probe):
+    response = probe.post("/probe/json", data=b'{"a": "\\ud83d\\ude00"}', content_type="application/json")
+    assert response.status_code == 200
+
+
+def test_nesting_deeper_than_the_limit_is_400_invalid_json(probe):
+    from chatkit_backend.errors import MAX_JSON_DEPTH
+
+    deep = b'{"a": ' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1)
+    assert_contract(probe.post("/probe/json", data=deep, content_type="application/json"), 400, "invalid_json")
+    fine = b'{"a": ' * (MAX_JSON_DEPTH - 1) + b"1" + b"}" * (MAX_JSON_DEPTH - 1)
+    assert probe.post("/probe/json", data=fine, content_type="application/json").status_code == 200
+
+
+def test_utf16_json_is_400_invalid_json(probe):
+    response = probe.post("/probe/json", data='{"a": 1}'.encode("utf-16"), content_type="application/json")
+    assert_contract(response, 400, "invalid_json")
