@@ -81,7 +81,7 @@ def _client_id(body: dict[str, Any], problems: list[dict[str, str]]) -> str | No
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        value = str(value)  # an integer id is kept as its digits, with the same length limit
     if not isinstance(value, str) or not 1 <= len(value) <= 128:
         _problem(problems, "id", "must be a string of 1 to 128 characters or an integer")
         return None
