@@ -84,8 +84,12 @@ DOCUMENT = build_document(
 # 413 is a right answer both ways: an event or batch over its byte or count limit is refused with 413
 # (negative cases), and schema-valid fields at their maximum lengths can together exceed the event's
 # byte limit (positive cases at the boundaries).
+# Strings never hold NUL (the service refuses it: PostgreSQL text cannot store it; tests/test_errors.py).
 CONFIG = schemathesis.config.SchemathesisConfig.from_str(
     """
+[generation]
+allow-x00 = false
+codec = "utf-8"
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 [checks.positive_data_acceptance]
@@ -93,6 +97,18 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "413", "429", "5x
 """
 )
 schema = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=CONFIG)
+
+
+def _security_headers(response) -> None:
+    """Every answer, success or error, carries nosniff and a Referrer-Policy; HTML pages a restrictive CSP."""
+    headers = {k.lower(): v[0] for k, v in response.headers.items()}
+    assert headers.get("x-content-type-options") == "nosniff", headers
+    assert headers.get("referrer-policy"), headers
+    if headers.get("content-type", "").startswith("text/html"):
+        csp = headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp, csp
+        assert "unsafe-inline" not in csp, csp
+        assert "unsafe-eval" not in csp, csp
 
 
 def _whitespace_only(body) -> bool:
@@ -140,6 +156,7 @@ def test_every_operation_holds_under_fuzzing(case, fuzz_app):
     CASES_RUN[response.status_code] = CASES_RUN.get(response.status_code, 0) + 1
     assert response.status_code < 500 or response.status_code in UPSTREAM_STATUSES, response.text
     _error_contract(response, case.operation.path)
+    _security_headers(response)
 
 
 def test_fuzzed_document_is_what_the_app_serves(fuzz_app):
