@@ -35,11 +35,12 @@ class Settings:
 
     # Core
     env: str = "production"
-    secret_key: str = ""
+    secret_key: str = field(default="", repr=False)
     secret_key_generated: bool = False
-    database_url: str | None = None
+    # URLs may carry a password.
+    database_url: str | None = field(default=None, repr=False)
     auto_migrate: bool | None = None
-    ratelimit_storage_uri: str = "memory://"
+    ratelimit_storage_uri: str = field(default="memory://", repr=False)
     ratelimit_key_prefix: str = "chatkit"
     cors_origins: tuple[str, ...] = ()
     trusted_proxy_hops: int = 0

@@ -126,3 +126,17 @@ def test_every_variable_is_documented_in_readme_and_env_example():
     example = (ROOT / ".env.example").read_text()
     assert sorted(v for v in variables if f"`{v}`" not in readme) == []
     assert sorted(v for v in variables if not re.search(rf"^{v}=", example, re.MULTILINE)) == []
+
+
+def test_secret_key_and_urls_with_passwords_do_not_appear_in_repr():
+    settings = Settings.from_env(
+        {
+            "SECRET_KEY": "secret-key-value",
+            "DATABASE_URL": "postgresql://app:db-password@db/app",
+            "RATELIMIT_STORAGE_URI": "redis://:redis-password@cache:6379/0",
+            "CHATKIT_ADMIN_TOKEN": "admin-token-value",
+            "CHATKIT_USER_ID_HMAC_KEY": "hmac-key-value",
+        }
+    )
+    for secret in ("secret-key-value", "db-password", "redis-password", "admin-token-value", "hmac-key-value"):
+        assert secret not in repr(settings)
