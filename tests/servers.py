@@ -66,12 +66,12 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATKIT_", "OPENAI_"))}
     full_env = {"HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", **base_env, **env}
     full_env["PORT"] = str(port)
+    url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "wsgi:app"], cwd=ROOT, env=full_env, stdout=log, stderr=log
         )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    try:  # nothing between the start and this try, so a failing test never leaves gunicorn running
         wait_until_up(url + "/health", process)
         yield url
     finally:
@@ -141,12 +141,12 @@ http {{
 }}
 """
     )
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     process = subprocess.Popen(
         [binary, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         wait_until_up(url + "/health", process)
         yield url

@@ -163,3 +163,14 @@ def test_path_traversal_in_thread_ids_is_the_error_contract(stack):
         assert answer.status in (400, 404), path
         assert answer.headers["Content-Type"].startswith("application/json"), path
         assert answer.json()["error"]["code"] in ("validation_error", "not_found"), path
+
+
+def test_gunicorn_down_is_a_json_503_from_nginx(tmp_path):
+    from tests.conftest import free_port
+
+    with nginx(f"http://127.0.0.1:{free_port()}", tmp_path / "nginx-nothing-behind") as url:
+        answer = send(url, "GET", "/health")
+    assert answer.status == 503
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json()["error"]["code"] == "unavailable"
+    assert answer.headers["Retry-After"] == "5"
