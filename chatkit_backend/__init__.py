@@ -15,6 +15,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the application. `config` (environment-variable names to values) overrides the environment."""
     from chatkit_backend import db, errors, health, http_security, rate_limits, request_log
     from chatkit_backend.analytics import bp as analytics_bp
+    from chatkit_backend.frontend import bp as frontend_bp
     from chatkit_backend.sessions import bp as sessions_bp
 
     settings = Settings.from_env({**os.environ, **(config or {})})
@@ -42,4 +43,5 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(analytics_bp)
+    app.register_blueprint(frontend_bp)
     return app
