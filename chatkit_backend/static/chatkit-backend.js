@@ -150,7 +150,9 @@ export function createChatKitBackend({
     };
     if (isError && error.stack) report.stack = String(error.stack).slice(0, 60000);
     try {
-      await post(PATHS.errors, report, { retry: true });
+      // keepalive: a report made just before the page goes away still arrives.
+      const keepalive = JSON.stringify(report).length < MAX_BEACON_BYTES;
+      await post(PATHS.errors, report, { retry: true, keepalive });
       return true;
     } catch (failure) {
       // Reporting must never break the page, nor report its own failure (that would loop).
