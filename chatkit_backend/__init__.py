@@ -13,7 +13,7 @@ from chatkit_backend.config import Settings
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the application. `config` (environment-variable names to values) overrides the environment."""
-    from chatkit_backend import db, errors, health, http_security, rate_limits, request_log
+    from chatkit_backend import cli, db, errors, health, http_security, identity, rate_limits, request_log, upstream
     from chatkit_backend.analytics import bp as analytics_bp
     from chatkit_backend.frontend import bp as frontend_bp
     from chatkit_backend.sessions import bp as sessions_bp
@@ -39,6 +39,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     http_security.init_app(app)
     db.init_app(app)
     rate_limits.init_app(app)
+    upstream.init_app(app)
+    identity.init_app(app)
+    cli.init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(sessions_bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 
 log = logging.getLogger(__name__)
@@ -13,6 +13,32 @@ log = logging.getLogger(__name__)
 def client_address() -> str:
     """The client's address as ProxyFix sees it (forwarding headers only count from trusted hops)."""
     return request.remote_addr or "unknown"
+
+
+def user_key() -> str:
+    """The current user when the request carries an identity, else the client's address.
+
+    Uses `peek_user` so that a key function never creates an identity or fails the request.
+    """
+    from chatkit_backend.identity import peek_user
+
+    user = peek_user()
+    return f"user:{user}" if user else f"address:{client_address()}"
+
+
+def session_limit() -> str:
+    """CHATKIT_SESSION_RATE_LIMIT, per user, shared by session create and refresh."""
+    return current_app.config["SETTINGS"].session_rate_limit
+
+
+def session_limit_per_address() -> str:
+    """CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS, per client address, shared by create and refresh."""
+    return current_app.config["SETTINGS"].session_rate_limit_per_address
+
+
+def threads_limit() -> str:
+    """CHATKIT_THREADS_RATE_LIMIT, per user, for the thread routes."""
+    return current_app.config["SETTINGS"].threads_rate_limit
 
 
 # One module-level extension object (the init_app pattern); routes decorate with `limiter.limit`.
@@ -34,6 +60,22 @@ def storage_is_healthy() -> bool:
         return False
 
 
+def _remember_own_retry_after(response: Response) -> Response:
+    g.own_retry_after = response.headers.get("Retry-After")
+    return response
+
+
+def _restore_own_retry_after(response: Response) -> Response:
+    # flask-limiter stamps every limited response with Retry-After = max(own, its window reset):
+    # only its own 429s should carry the window; other answers keep their own value or none.
+    if response.status_code != 429 and "own_retry_after" in g:
+        if g.own_retry_after is None:
+            response.headers.pop("Retry-After", None)
+        else:
+            response.headers["Retry-After"] = g.own_retry_after
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI."""
     settings = app.config["SETTINGS"]
@@ -45,4 +87,7 @@ def init_app(app: Flask) -> None:
     # flask-limiter keeps the first app's key prefix forever; re-read it for each app this
     # process builds (tests build many), so each app's counters stay under its own prefix.
     limiter._key_prefix = ""
+    # after_request hooks run in reverse order: the first registered here runs after the limiter's.
+    app.after_request(_restore_own_retry_after)
     limiter.init_app(app)
+    app.after_request(_remember_own_retry_after)

@@ -40,6 +40,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    client_port: int = 0
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
@@ -52,7 +53,8 @@ class RecordedRequest:
 class Fault:
     """A misbehaviour played instead of (or on top of) the normal answer, `times` times.
 
-    kind: "status" (answer `status` with an error body), "html" (200 with an HTML body),
+    kind: "status" (answer `status` with an error body, `message` if given), "html" (200 with an
+    HTML body), "json" (200 with `body` as JSON),
     "hang" (answer nothing for `seconds`), "drip" (send the normal answer in DRIP_PIECES pieces, `seconds` apart),
     "reset" (send headers and part of the body, then reset the connection).
     """
@@ -60,6 +62,8 @@ class Fault:
     kind: str
     status: int = 500
     retry_after: str | None = None
+    message: str | None = None
+    body: Any = None
     seconds: float = 0.0
     times: int = 1
     path_prefix: str = "/v1/chatkit"
@@ -223,6 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                 headers=dict(self.headers.items()),
                 body=body,
+                client_port=self.client_address[1],
             )
             with state.lock:
                 state.requests.append(recorded)
@@ -254,11 +259,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _play(self, fault: Fault) -> None:
         if fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            message = {429: "Rate limit reached for requests."}.get(fault.status, "The server had an error.")
+            default = {429: "Rate limit reached for requests."}.get(fault.status, "The server had an error.")
+            message = fault.message or default
             error_type = "requests" if fault.status == 429 else "server_error"
             self._send_json(fault.status, _error(message, error_type), headers)
         elif fault.kind == "html":
             self._send_raw(200, b"<html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
+        elif fault.kind == "json":
+            self._send_json(200, fault.body, {})
         elif fault.kind == "hang":
             self.server.state.released.wait(fault.seconds)
             self._send_json(504, _error("Gateway timeout.", "server_error"), {})

@@ -120,21 +120,24 @@ def base_config(tmp_path) -> dict[str, str]:
 def make_app(base_config: dict[str, str]) -> Iterator[Callable[..., Flask]]:
     """Build an app from `base_config` plus overrides (environment-variable names to values).
 
-    Every app built is closed at teardown (its database engine disposed).
+    Each app's database connections and upstream HTTP pool are closed when the test ends.
     """
-    built: list[Flask] = []
+    apps: list[Flask] = []
 
     def factory(overrides: dict[str, str] | None = None, **kwargs: str) -> Flask:
         # A key prefix per app keeps rate-limit counters in a shared Redis apart.
         config = {"RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}", **base_config, **(overrides or {}), **kwargs}
         app = create_app(config)
         app.config["TESTING"] = True
-        built.append(app)
+        apps.append(app)
         return app
 
     yield factory
-    for app in built:
+    for app in apps:
         app.extensions["chatkit_db"].engine.dispose()
+        upstream = app.extensions.get("chatkit_upstream")
+        if upstream is not None:
+            upstream.http.close()
 
 
 @pytest.fixture

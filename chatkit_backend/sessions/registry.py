@@ -1,0 +1,65 @@
+"""The registry of sessions this service issued: who got which session, and a SHA-256 of its secret."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from chatkit_backend.db import Database
+from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.upstream import ChatKitSession
+
+
+def secret_digest(client_secret: str) -> str:
+    """What the registry keeps instead of a client secret."""
+    return hashlib.sha256(client_secret.encode()).hexdigest()
+
+
+class SessionRegistry:
+    """Reads and writes `chatkit_sessions`; never sees more of a secret than its digest."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def record(self, session: ChatKitSession, user: str) -> None:
+        """Remember a session just created for `user`."""
+        with self.database.session() as db:
+            db.add(
+                IssuedSession(
+                    id=session.id,
+                    user_id=user,
+                    secret_sha256=secret_digest(session.client_secret),
+                    workflow_id=session.workflow_id,
+                    status="active",
+                    created_at=datetime.now(UTC),
+                    expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+                )
+            )
+
+    def find_by_secret(self, client_secret: str) -> IssuedSession | None:
+        """The issued session with this secret, whoever it belongs to."""
+        with self.database.session() as db:
+            return db.scalars(
+                select(IssuedSession).where(IssuedSession.secret_sha256 == secret_digest(client_secret))
+            ).first()
+
+    def active_for(self, user: str) -> list[IssuedSession]:
+        """`user`'s sessions that are neither cancelled nor expired."""
+        with self.database.session() as db:
+            query = select(IssuedSession).where(
+                IssuedSession.user_id == user,
+                IssuedSession.status == "active",
+                IssuedSession.expires_at > datetime.now(UTC),
+            )
+            return list(db.scalars(query.order_by(IssuedSession.created_at)))
+
+    def mark_cancelled(self, session_id: str, *, replaced_by: str | None = None) -> None:
+        """Record that a session was cancelled (by a refresh, when `replaced_by` is set, or by logout)."""
+        with self.database.session() as db:
+            db.execute(
+                update(IssuedSession)
+                .where(IssuedSession.id == session_id)
+                .values(status="cancelled", cancelled_at=datetime.now(UTC), replaced_by=replaced_by)
+            )
