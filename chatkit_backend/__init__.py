@@ -13,7 +13,18 @@ from chatkit_backend.config import Settings
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the application. `config` (environment-variable names to values) overrides the environment."""
-    from chatkit_backend import cli, db, errors, health, http_security, identity, rate_limits, request_log, upstream
+    from chatkit_backend import (
+        admin,
+        cli,
+        db,
+        errors,
+        health,
+        http_security,
+        identity,
+        rate_limits,
+        request_log,
+        upstream,
+    )
     from chatkit_backend.analytics import bp as analytics_bp
     from chatkit_backend.frontend import bp as frontend_bp
     from chatkit_backend.sessions import bp as sessions_bp
@@ -47,4 +58,5 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(sessions_bp)
     app.register_blueprint(analytics_bp)
     app.register_blueprint(frontend_bp)
+    admin.init_app(app)
     return app

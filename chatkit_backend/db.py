@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The newest Alembic revision. Start-up compares it with the database's and imports Alembic
 # (about 0.4 s) only when they differ; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0001_session_registry"
+SCHEMA_REVISION = "0002_analytics"
 EXTENSION_KEY = "chatkit_db"
 
 # Stable constraint names so that Alembic migrations read the same on SQLite and PostgreSQL.
@@ -84,7 +84,15 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=5)
+    # A database that stops answering must fail fast (analytics then spools), not hold a request.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

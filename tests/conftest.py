@@ -20,6 +20,9 @@ from chatkit_backend import create_app
 from chatkit_backend.db import Base, normalise_url, upgrade_schema
 from tests.chatkit_standin import ChatKitStandin
 
+# Fixtures of the analytics and admin tests (`analytics_app`).
+pytest_plugins = ["tests.analytics_support"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

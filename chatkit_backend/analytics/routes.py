@@ -1,5 +1,65 @@
-"""Analytics routes. Filled in by the analytics work (issue 4)."""
+"""Analytics routes: the page forwards ChatKit events and its own errors here. Views stay thin."""
 
-from flask import Blueprint
+from __future__ import annotations
 
-bp = Blueprint("analytics", __name__, url_prefix="/api")
+from typing import Any
+
+from flask import Blueprint, current_app, request
+
+from chatkit_backend.analytics import events
+from chatkit_backend.analytics.ingest import get_store, received_now
+from chatkit_backend.errors import ApiError, get_json_body
+
+bp = Blueprint("analytics", __name__, url_prefix="/api", cli_group="analytics")
+
+
+def _single_event() -> dict[str, Any]:
+    """The body as one event: size-capped (413) before it is parsed, then required to be an object."""
+    limit = current_app.config["SETTINGS"].analytics_max_event_bytes
+    events.check_size(None, limit, size=len(request.get_data(cache=True)))
+    return events.require_object(get_json_body(required=True))
+
+
+@bp.post("/analytics/message")
+def track_message():
+    """One message event (e.g. ChatKit's response.start / response.end)."""
+    get_store().write([("events", events.parse_event("message", _single_event(), received_now()))])
+    return {"status": "tracked"}
+
+
+@bp.post("/analytics/thread-change")
+def track_thread_change():
+    """One thread change (ChatKit's thread.change {threadId})."""
+    get_store().write([("events", events.parse_event("thread_change", _single_event(), received_now()))])
+    return {"status": "tracked"}
+
+
+@bp.post("/errors")
+def log_error():
+    """One frontend error report, scrubbed and grouped by fingerprint."""
+    get_store().write([("errors", events.parse_error_report(_single_event(), received_now()))])
+    return {"status": "logged"}
+
+
+@bp.post("/analytics/events")
+def track_batch():
+    """A JSON array of typed events. Per-event acceptance: valid ones are stored, the others reported by index."""
+    settings = current_app.config["SETTINGS"]
+    batch = get_json_body(required=True)
+    if not isinstance(batch, list):
+        raise ApiError("invalid_body", "The body must be a JSON array of events.", 400)
+    if len(batch) > settings.analytics_max_batch_events:
+        raise ApiError(
+            "batch_too_large", f"A batch may hold at most {settings.analytics_max_batch_events} events.", 413
+        )
+    received = received_now()
+    records = []
+    rejected = []
+    for index, item in enumerate(batch):
+        try:
+            records.append(events.parse_batch_item(item, received, settings.analytics_max_event_bytes))
+        except ApiError as error:
+            rejected.append({"index": index, "code": error.code, "message": error.message, "details": error.details})
+    if records:
+        get_store().write(records)
+    return {"status": "tracked", "accepted": len(records), "rejected": rejected}

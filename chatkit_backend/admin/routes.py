@@ -1,0 +1,129 @@
+"""Admin API (`/api/admin/...`) and the dashboard page (`/admin`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+
+from chatkit_backend.admin import auth
+from chatkit_backend.admin.charts import bar_chart
+from chatkit_backend.analytics import queries
+from chatkit_backend.db import get_db
+from chatkit_backend.errors import validation_error
+from chatkit_backend.rate_limits import limiter
+
+api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
+pages_bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
+
+CHARTS = (("sessions", "Sessions issued"), ("message", "Messages"), ("thread_change", "Thread changes"))
+
+
+def _summary_range() -> tuple[datetime, datetime, str]:
+    """since/until/bucket from the query string, validated; defaults: the last 7 days by day, 24 hours by hour."""
+    problems = []
+    bucket = request.args.get("bucket", "day")
+    if bucket not in queries.BUCKETS:
+        problems.append({"field": "bucket", "message": "must be hour or day"})
+        bucket = "day"
+    times: dict[str, datetime | None] = {}
+    for field in ("since", "until"):
+        raw = request.args.get(field)
+        try:
+            times[field] = queries.parse_time(raw) if raw else None
+        except ValueError:
+            problems.append({"field": field, "message": "must be an ISO 8601 date or date-time"})
+            times[field] = None
+    until = times["until"] or datetime.now(UTC)
+    since = times["since"] or until - queries.BUCKETS[bucket] * (7 if bucket == "day" else 24)
+    if since >= until:
+        problems.append({"field": "since", "message": "must be before until"})
+    elif (until - since) / queries.BUCKETS[bucket] > queries.MAX_BUCKETS:
+        problems.append({"field": "since", "message": f"the range may span at most {queries.MAX_BUCKETS} buckets"})
+    if problems:
+        raise validation_error(problems)
+    return since, until, bucket
+
+
+def _page_args() -> tuple[int, int]:
+    problems = []
+    values = {}
+    for field, default, top in (("page", 1, 1_000_000), ("per_page", 50, 200)):
+        raw = request.args.get(field, str(default))
+        if not raw.isdigit() or not 1 <= int(raw) <= top:
+            problems.append({"field": field, "message": f"must be a whole number from 1 to {top}"})
+        else:
+            values[field] = int(raw)
+    if problems:
+        raise validation_error(problems)
+    return values["page"], values["per_page"]
+
+
+def _summary() -> dict[str, Any]:
+    since, until, bucket = _summary_range()
+    with get_db().engine.connect() as connection:
+        return queries.summary(connection, since, until, bucket)
+
+
+@api_bp.get("/analytics/summary")
+@auth.admin_required
+def summary():
+    """Counts per kind per bucket, distinct users, sessions issued and the top error groups."""
+    return _summary()
+
+
+@api_bp.get("/errors")
+@auth.admin_required
+def errors():
+    """Error groups, most frequent first, paged with `page` and `per_page`."""
+    page, per_page = _page_args()
+    with get_db().engine.connect() as connection:
+        total, items = queries.error_groups(connection, limit=per_page, offset=(page - 1) * per_page)
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@pages_bp.get("")
+def dashboard():
+    """The dashboard when signed in; the sign-in form otherwise."""
+    if not auth.cookie_is_valid():
+        return _no_store(make_response(render_template("admin/login.html", failed=False)))
+    data = _summary()
+    labels = [label[: 13 if data["bucket"] == "hour" else 10].replace("T", " ") for label in data["buckets"]]
+    charts = [bar_chart(key, title, labels, data["counts"].get(key, [0] * len(labels))) for key, title in CHARTS]
+    page = render_template("admin/dashboard.html", data=data, charts=charts, csrf_token=auth.csrf_token())
+    return _no_store(make_response(page))
+
+
+@pages_bp.post("/login")
+@limiter.limit("10/minute")
+def login():
+    """Exchange the admin token for an HttpOnly, SameSite=Strict cookie."""
+    if not auth.same_origin_post() or not auth.token_matches(request.form.get("token")):
+        return _no_store(make_response(render_template("admin/login.html", failed=True), 401))
+    response = redirect(url_for("admin.dashboard"), 303)
+    response.set_cookie(
+        auth.COOKIE_NAME,
+        auth.new_cookie_value(),
+        max_age=auth.COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+        path="/",
+    )
+    return response
+
+
+@pages_bp.post("/logout")
+def logout():
+    """Clear the admin cookie (needs the form's CSRF token)."""
+    if not auth.csrf_is_valid():
+        return _no_store(make_response(render_template("admin/login.html", failed=False), 403))
+    response = redirect(url_for("admin.dashboard"), 303)
+    response.delete_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="Strict")
+    return response

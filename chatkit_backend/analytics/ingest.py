@@ -1,0 +1,56 @@
+"""Wiring for the ingest path: the per-app EventStore and what the server adds to every event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask, current_app, g, request
+
+from chatkit_backend.analytics.events import Received
+from chatkit_backend.analytics.spool import Spool
+from chatkit_backend.analytics.store import EventStore
+from chatkit_backend.db import get_db
+from chatkit_backend.identity import peek_user
+
+EXTENSION_KEY = "chatkit_analytics"
+DEFAULT_SPOOL_NAME = "analytics-spool.jsonl"
+
+
+def get_store() -> EventStore:
+    """The current app's EventStore."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def received_now() -> Received:
+    """Server-side facts about the current request. Reads the identity, never creates one."""
+    settings = current_app.config["SETTINGS"]
+    agent = request.headers.get("User-Agent")
+    address = request.remote_addr if settings.analytics_store_client_address else None
+    return Received(
+        received_at=datetime.now(UTC),
+        user_id=peek_user(),
+        request_id=g.get("request_id"),
+        user_agent=agent[:512] if agent else None,
+        client_address=address[:64] if address else None,
+    )
+
+
+def spool_path(app: Flask) -> Path:
+    """CHATKIT_ANALYTICS_SPOOL_PATH, or a file in the instance folder."""
+    configured = app.config["SETTINGS"].analytics_spool_path
+    return Path(configured) if configured else Path(app.instance_path) / DEFAULT_SPOOL_NAME
+
+
+def init_app(app: Flask) -> None:
+    """Create the store. Nothing starts here: the committer starts in the worker, at its first request."""
+    with app.app_context():
+        database = get_db()
+    store = EventStore(database, Spool(spool_path(app)))
+    app.extensions[EXTENSION_KEY] = store
+
+    if store.spool.has_pending():
+        # Replay at start: the first request of each worker starts the committer, which replays first.
+        @app.before_request
+        def _replay_at_start() -> None:
+            store.start()

@@ -1,0 +1,229 @@
+"""Durable storage of accepted events: a group commit per process, with the spool when the database is away.
+
+A request hands its rows to `EventStore.write` and waits; one committer thread per process
+drains the queue, commits everything waiting in one transaction and wakes the requests. A 2xx is
+only sent after that commit, or after the rows are fsync'd to the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Connection, Table, case
+from sqlalchemy.dialects import postgresql, sqlite
+
+from chatkit_backend.analytics.error_groups import top_frame
+from chatkit_backend.analytics.models import AnalyticsEvent, ErrorGroup, ErrorReport
+from chatkit_backend.analytics.spool import Record, Spool
+from chatkit_backend.db import Database
+from chatkit_backend.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+EVENTS: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
+ERRORS: Table = ErrorReport.__table__  # type: ignore[assignment]
+GROUPS: Table = ErrorGroup.__table__  # type: ignore[assignment]
+
+STORED, SPOOLED, UNAVAILABLE = "stored", "spooled", "unavailable"
+WAIT_SECONDS = 25.0  # below gunicorn's 30 s worker timeout
+MAX_GROUP_ROWS = 5000
+IDLE_SECONDS = 2.0  # the committer thread ends after this long with nothing to do
+REPLAY_INTERVAL_SECONDS = 30.0
+
+
+def _insert(connection: Connection, table: Table):
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def write_records(connection: Connection, records: list[Record]) -> int:
+    """Insert events and error reports, skipping event keys already stored; update error groups.
+
+    Returns how many rows were new. Safe to run again with the same records (replays, retries).
+    """
+    events = [row for table, row in records if table == "events"]
+    errors = [row for table, row in records if table == "errors"]
+    inserted = 0
+    if events:
+        statement = _insert(connection, EVENTS).on_conflict_do_nothing(index_elements=["event_key"])
+        inserted += connection.execute(statement, events).rowcount
+    if errors:
+        statement = (
+            _insert(connection, ERRORS)
+            .on_conflict_do_nothing(index_elements=["event_key"])
+            .returning(ERRORS.c.event_key)
+        )
+        new_keys = set(connection.execute(statement, errors).scalars())
+        new_errors = [row for row in errors if row["event_key"] in new_keys]
+        _count_in_groups(connection, new_errors)
+        inserted += len(new_errors)
+    return inserted
+
+
+def _count_in_groups(connection: Connection, errors: list[dict[str, Any]]) -> None:
+    groups: dict[str, dict[str, Any]] = {}
+    for row in errors:
+        group = groups.get(row["fingerprint"])
+        if group is None:
+            groups[row["fingerprint"]] = {
+                "fingerprint": row["fingerprint"],
+                "message": row["message"],
+                "top_frame": top_frame(row["stack"]),
+                "component": row["component"],
+                "level": row["level"],
+                "count": 1,
+                "first_seen": row["received_at"],
+                "last_seen": row["received_at"],
+            }
+        else:
+            group["count"] += 1
+            group["first_seen"] = min(group["first_seen"], row["received_at"])
+            group["last_seen"] = max(group["last_seen"], row["received_at"])
+    if not groups:
+        return
+    statement = _insert(connection, GROUPS)
+    new = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["fingerprint"],
+        set_={
+            "count": GROUPS.c.count + new.count,
+            "first_seen": case((new.first_seen < GROUPS.c.first_seen, new.first_seen), else_=GROUPS.c.first_seen),
+            "last_seen": case((new.last_seen > GROUPS.c.last_seen, new.last_seen), else_=GROUPS.c.last_seen),
+        },
+    )
+    connection.execute(statement, list(groups.values()))
+
+
+class _Pending:
+    __slots__ = ("done", "outcome", "records")
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self.done = threading.Event()
+        self.outcome = UNAVAILABLE
+
+
+class EventStore:
+    """Writes accepted rows durably. One per app; its committer thread starts lazily in each worker process."""
+
+    def __init__(self, database: Database, spool: Spool) -> None:
+        self.database = database
+        self.spool = spool
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._committer: threading.Thread | None = None
+        self._committer_pid = 0
+        self._next_replay = 0.0
+
+    def write(self, records: list[Record]) -> str:
+        """Store `records`; returns "stored" or "spooled" once they are durable, raises a 503 ApiError otherwise."""
+        pending = _Pending(records)
+        self._queue.put(pending)
+        if self._committer is None or self._committer_pid != os.getpid():
+            self._start_committer()
+        if not pending.done.wait(WAIT_SECONDS) or pending.outcome == UNAVAILABLE:
+            raise ApiError(
+                "analytics_unavailable",
+                "Analytics storage is unavailable; retry later with the same event ids.",
+                503,
+                headers={"Retry-After": "30"},
+            )
+        return pending.outcome
+
+    def start(self) -> None:
+        """Start the committer now (it replays the spool first) if it is not running in this process."""
+        if self._committer is None or self._committer_pid != os.getpid():
+            self._start_committer()
+
+    def _start_committer(self) -> None:
+        with self._lock:
+            # A thread inherited through fork() does not run in this process: start our own.
+            if self._committer is not None and self._committer_pid == os.getpid():
+                return
+            # Daemon: never keeps the interpreter (pytest, a stopping worker) from exiting.
+            thread = threading.Thread(target=self._run, name="analytics-committer", daemon=True)
+            self._committer, self._committer_pid = thread, os.getpid()
+            thread.start()
+
+    def _retire(self) -> bool:
+        """End the thread when idle; False when work arrived meanwhile (see `write`)."""
+        with self._lock:
+            self._committer = None
+            if self._queue.empty():
+                return True
+            self._committer = threading.current_thread()
+            return False
+
+    def _run(self) -> None:
+        self.replay_spool(quiet=True)
+        idle_since = time.monotonic()
+        while True:
+            try:
+                first = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                spool_waiting = self._replay_when_due()
+                if not spool_waiting and time.monotonic() - idle_since > IDLE_SECONDS and self._retire():
+                    return
+                continue
+            group = [first]
+            rows = len(first.records)
+            while rows < MAX_GROUP_ROWS:
+                try:
+                    pending = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                group.append(pending)
+                rows += len(pending.records)
+            outcome = self._commit([record for pending in group for record in pending.records])
+            for pending in group:
+                pending.outcome = outcome
+                pending.done.set()
+            if outcome == STORED:
+                self._replay_when_due()
+            idle_since = time.monotonic()
+
+    def _commit(self, records: list[Record]) -> str:
+        try:
+            with self.database.engine.begin() as connection:
+                write_records(connection, records)
+            return STORED
+        except Exception as error:  # noqa: BLE001 - whatever stops the commit, the spool takes the rows
+            log.warning("analytics commit failed (%s); spooling %d rows", type(error).__name__, len(records))
+        try:
+            self.spool.append(records)
+        except OSError as error:
+            log.error("analytics spool %s unwritable (%s); %d rows refused", self.spool.path, error, len(records))
+            return UNAVAILABLE
+        self._next_replay = time.monotonic() + 1.0
+        return SPOOLED
+
+    def _replay_when_due(self) -> bool:
+        """Replay the spool when a retry is due; True while it still holds rows."""
+        if time.monotonic() < self._next_replay:
+            return True
+        if not self.spool.has_pending():
+            return False
+        return self.replay_spool(quiet=True) < 0
+
+    def replay_spool(self, *, quiet: bool = False) -> int:
+        """Move spooled rows into the database; returns how many, or -1 when the database is still away."""
+        try:
+            count = self.spool.replay(self._write_replayed)
+        except Exception as error:
+            self._next_replay = time.monotonic() + REPLAY_INTERVAL_SECONDS
+            if not quiet:
+                raise
+            log.warning("analytics spool replay failed (%s); next try in %.0f s", type(error).__name__, 30.0)
+            return -1
+        if count:
+            log.info("analytics spool replayed: %d rows", count)
+        return count
+
+    def _write_replayed(self, records: list[Record]) -> None:
+        with self.database.engine.begin() as connection:
+            write_records(connection, records)

@@ -1,0 +1,79 @@
+"""`flask analytics export` and `flask analytics prune`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from chatkit_backend.analytics.store import ERRORS, EVENTS, GROUPS
+from tests.analytics_support import AnalyticsApps, count_rows
+
+
+@pytest.fixture
+def app(make_app, database_url, tmp_path):
+    apps = AnalyticsApps(make_app, database_url, tmp_path)
+    yield apps()
+    apps.close()
+
+
+def _post_and_date(app, key: str, when: datetime) -> None:
+    app.test_client().post("/api/analytics/message", json={"id": key, "data": {"n": 1}})
+    with app.extensions["chatkit_db"].engine.begin() as connection:
+        connection.execute(update(EVENTS).where(EVENTS.c.event_key == f"message:{key}").values(received_at=when))
+
+
+def test_export_writes_json_lines_filtered_by_time(app, tmp_path):
+    _post_and_date(app, "old", datetime(2026, 1, 1, tzinfo=UTC))
+    _post_and_date(app, "new", datetime(2026, 6, 1, tzinfo=UTC))
+    output = tmp_path / "events.jsonl"
+    result = app.test_cli_runner().invoke(
+        args=["analytics", "export", "--since", "2026-03-01", "--output", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["event_key"] for line in lines] == ["message:new"]
+    assert lines[0]["data"] == {"n": 1}
+    assert lines[0]["received_at"].startswith("2026-06-01T00:00:00")
+    assert "exported 1 events" in result.output
+
+
+def test_export_writes_error_reports_as_csv(app, tmp_path):
+    app.test_client().post("/api/errors", json={"message": "CSV boom", "context": {"a": 1}})
+    output = tmp_path / "errors.csv"
+    result = app.test_cli_runner().invoke(
+        args=["analytics", "export", "--table", "errors", "--format", "csv", "-o", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    [row] = list(csv.DictReader(output.read_text().splitlines()))
+    assert row["message"] == "CSV boom"
+    assert json.loads(row["context"]) == {"a": 1}
+
+
+def test_export_rejects_a_bad_time(app):
+    result = app.test_cli_runner().invoke(args=["analytics", "export", "--until", "soon"])
+    assert result.exit_code != 0
+    assert "ISO 8601" in result.output
+
+
+def test_prune_deletes_rows_older_than_the_retention(app):
+    now = datetime.now(UTC)
+    _post_and_date(app, "ancient", now - timedelta(days=100))
+    _post_and_date(app, "recent", now - timedelta(days=10))
+    app.test_client().post("/api/errors", json={"message": "old error"})
+    with app.extensions["chatkit_db"].engine.begin() as connection:
+        connection.execute(update(ERRORS).values(received_at=now - timedelta(days=100)))
+        connection.execute(
+            update(GROUPS).values(first_seen=now - timedelta(days=100), last_seen=now - timedelta(days=100))
+        )
+    result = app.test_cli_runner().invoke(args=["analytics", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 events, 1 errors, 1 error_groups (kept 90 days)" in result.output
+    assert count_rows(app, "analytics_events") == 1
+    assert count_rows(app, "analytics_error_reports") == 0
+    result = app.test_cli_runner().invoke(args=["analytics", "prune", "--days", "5"])
+    assert "pruned 1 events" in result.output
+    assert count_rows(app, "analytics_events") == 0
