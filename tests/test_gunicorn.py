@@ -21,8 +21,9 @@ def get(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture
-def gunicorn_server(tmp_path):
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
     env = {
         "SECRET_KEY": "gunicorn-test-secret",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'g.sqlite3'}",
