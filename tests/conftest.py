@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from chatkit_backend import create_app
 from chatkit_backend.db import Base, normalise_url, upgrade_schema
+from tests.chatkit_standin import ChatKitStandin
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -155,3 +156,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chatkit_standin() -> Iterator[ChatKitStandin]:
+    """A loopback ChatKit API (tests/chatkit_standin.py): records requests, plays injected faults."""
+    with ChatKitStandin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def chatkit_config(chatkit_standin: ChatKitStandin) -> dict[str, str]:
+    """Settings pointing the app at the stand-in; only CHATKIT_API_BASE differs from a real deployment."""
+    return {
+        "CHATKIT_API_BASE": chatkit_standin.url,
+        "OPENAI_API_KEY": chatkit_standin.api_key,
+        "CHATKIT_WORKFLOW_ID": chatkit_standin.workflow_id,
+        "CHATKIT_CONNECT_TIMEOUT": "1",
+        "CHATKIT_READ_TIMEOUT": "2",
+        "CHATKIT_RETRY_BUDGET_SECONDS": "2",
+    }
