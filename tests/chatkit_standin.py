@@ -17,6 +17,7 @@ import json
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -183,6 +184,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
     state: StandinState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that leaves mid-answer (wrk at the end of its run) is no error worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Reset(Exception):
