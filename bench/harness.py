@@ -26,7 +26,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from bench import TRIVIAL_PATH, report
+from bench import PASSTHROUGH_PATH, TRIVIAL_PATH, report
 from bench.procs import LOOPBACK, Server, free_port, http, rss_mb
 from bench.wrk import WrkError, run_wrk, wrk_path, wrk_version
 
@@ -63,6 +63,7 @@ _STRIP_NAMES = (
 # Load shapes: (upstream latency ms, connections), as issue 6 sets them.
 SESSION_SHAPES = ((0, 50), (300, 200))
 INGEST_CONNECTIONS = 50
+WARMUP_CONNECTIONS = 8
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -249,10 +250,12 @@ class Run:
         row.update(url=url, connections=connections, duration_s=self.args.duration)
         try:
             if self.args.warmup > 0:
+                # A few connections only: a server that cannot drop abandoned work (the seed peer's
+                # blocking call) would otherwise carry a whole warm-up backlog into the measured run.
                 run_wrk(
                     url,
                     script,
-                    connections=connections,
+                    connections=min(connections, WARMUP_CONNECTIONS),
                     duration_s=self.args.warmup,
                     env=env,
                     threads=self.args.wrk_threads,
@@ -352,6 +355,17 @@ class Run:
                 if self.probe(row, "POST", ours.base + SESSION_PATH, b"{}", {"Content-Type": "application/json"}):
                     self.load(row, ours.base + SESSION_PATH, "post_static.lua", connections)
                 self.record_memory(ours, f"session load, {tag} x {connections}")
+
+            port = free_port()
+            bare = self.gunicorn(
+                f"ours-passthrough-{tag}", "bench.trivial_app:app", self.our_env(standin.base, db_url, port)
+            )
+            row = self.add_row(
+                f"session.passthrough.{tag}", server="this service: bench upstream pass-through", **shape
+            )
+            with self.running(bare):
+                if self.probe(row, "POST", bare.base + PASSTHROUGH_PATH, b"{}", {"Content-Type": "application/json"}):
+                    self.load(row, bare.base + PASSTHROUGH_PATH, "post_static.lua", connections)
 
             for peer in PEERS:
                 row_id = f"session.{peer}.{tag}"

@@ -118,6 +118,8 @@ def _status_summary(row: dict[str, Any]) -> str:
     for kind, count in (row.get("errors") or {}).items():
         if kind != "status" and count:
             parts.append(f"{count:,} {kind}")
+    if not row.get("ok"):
+        parts.insert(0, "NO 2xx ANSWER")
     return ", ".join(parts) if parts else "0"
 
 

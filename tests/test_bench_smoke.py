@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 pytestmark = pytest.mark.slow
 
+SESSION_SERVERS = ("standin", "ours", "passthrough", "seed_fastapi", "starter_fastapi_httpx")
 EXPECTED_ROWS = {
-    *(f"session.{server}.{latency}" for server in ("standin", "ours", "seed_fastapi", "starter_fastapi_httpx")
-      for latency in ("0ms", "300ms")),
+    *(f"session.{server}.{latency}" for server in SESSION_SERVERS for latency in ("0ms", "300ms")),
     "health.ours",
     "trivial.sqlite",
     "analytics_single.sqlite",
@@ -25,7 +25,7 @@ EXPECTED_ROWS = {
     "trivial.postgres",
     "analytics_single.postgres",
     "analytics_batch.postgres",
-}  # fmt: skip
+}
 ROW_STATUSES = {"ok", "not available", "skipped", "error"}
 
 
@@ -56,7 +56,7 @@ def test_quick_run_writes_results_with_every_row(tmp_path):
     assert set(rows) == EXPECTED_ROWS
     assert {row["status"] for row in rows.values()} <= ROW_STATUSES
     # The rows that need no merged route must have measured something, errors counted.
-    for row_id in ("session.standin.0ms", "session.standin.300ms", "health.ours", "trivial.sqlite"):
+    for row_id in ("session.standin.0ms", "session.passthrough.0ms", "health.ours", "trivial.sqlite"):
         assert rows[row_id]["status"] == "ok", rows[row_id]
         assert rows[row_id]["requests"] > 0
         assert "non_2xx" in rows[row_id]
