@@ -252,12 +252,17 @@ class Run:
             if self.args.warmup > 0:
                 # A few connections only: a server that cannot drop abandoned work (the seed peer's
                 # blocking call) would otherwise carry a whole warm-up backlog into the measured run.
+                # Ids are run-thread-counter: the warm-up gets its own run id, or the measured load
+                # would resend the warm-up's ids and idempotency would (rightly) store them once.
+                warmup_env = (
+                    {**env, "BENCH_RUN_ID": env["BENCH_RUN_ID"] + "-warmup"} if env and "BENCH_RUN_ID" in env else env
+                )
                 run_wrk(
                     url,
                     script,
                     connections=min(connections, WARMUP_CONNECTIONS),
                     duration_s=self.args.warmup,
-                    env=env,
+                    env=warmup_env,
                     threads=self.args.wrk_threads,
                 )
                 time.sleep(0.3)
