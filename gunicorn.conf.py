@@ -12,11 +12,14 @@ load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service star
 
 # A platform router (or nginx) reaches the app from outside the dyno, so listen on every interface.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Measured with `python -m bench` on 2 cores (docs/BENCHMARKS.md): 4 workers x 64 threads carry
+# 256 concurrent upstream calls and spread the GIL over 4 processes; 2 x 32 capped the session
+# route at 64 calls in flight (~210 req/s at 300 ms upstream latency, whatever the upstream allows).
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 # gthread (blocking upstream calls wait in a thread, not the whole worker), with gunicorn's own
 # error pages (request line or header too long, malformed request) answered as the JSON error contract.
 worker_class = "chatkit_backend.gunicorn_worker.JsonErrorThreadWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

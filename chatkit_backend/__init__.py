@@ -27,6 +27,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         upstream,
     )
     from chatkit_backend.analytics import bp as analytics_bp
+    from chatkit_backend.frontend import bp as frontend_bp
     from chatkit_backend.sessions import bp as sessions_bp
 
     settings = Settings.from_env({**os.environ, **(config or {})})
@@ -58,5 +59,6 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(analytics_bp)
+    app.register_blueprint(frontend_bp)
     admin.init_app(app)
     return app

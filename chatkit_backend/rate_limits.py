@@ -47,7 +47,9 @@ limiter = Limiter(
     headers_enabled=True,
     in_memory_fallback_enabled=True,
     swallow_errors=True,
-    strategy="moving-window",
+    # O(1) per hit in memory and in Redis, and no burst of twice the limit at a window's edge.
+    # (moving-window keeps one entry per hit and inserts at the front of a list: O(hits) per request.)
+    strategy="sliding-window-counter",
 )
 
 

@@ -52,3 +52,11 @@ def test_fingerprint_differs_by_top_frame():
 def test_top_frame_reads_firefox_and_chrome_frames():
     assert top_frame("Error: x\n    at render (main.js:3:4)") == "at render (main.js)"
     assert top_frame("render@https://a.example/main.js:3:4\n") == "render@https://a.example/main.js"
+
+
+def test_scrub_keeps_request_ids_under_correlation_keys_only():
+    request_id = "3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7"
+    scrubbed = scrub({"requestId": request_id, "note": request_id, "request_id": "sk-live-0123456789abcdef"})
+    assert scrubbed["requestId"] == request_id
+    assert scrubbed["note"] == "[redacted]"
+    assert scrubbed["request_id"] == "[redacted]"

@@ -17,6 +17,10 @@ _PATTERN = re.compile(
 )
 # Keys whose whole value is a secret, whatever it looks like.
 _SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|authorization|api[_-]?key|cookie|session|credential", re.I)
+# Correlation ids (ours and nginx's $request_id are 32 hex digits) are kept under these keys only,
+# so an error report can still be matched to the server's log lines.
+_REQUEST_ID_KEYS = frozenset({"request_id", "requestId", "x-request-id"})
+_REQUEST_ID_VALUE = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 REDACTED = "[redacted]"
 
 
@@ -41,10 +45,16 @@ def scrub(value: Any) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, dict):
-        return {
-            key: REDACTED if isinstance(key, str) and _SECRET_KEYS.search(key) else scrub(item)
-            for key, item in value.items()
-        }
+        return {key: _scrub_item(key, item) for key, item in value.items()}
     if isinstance(value, list):
         return [scrub(item) for item in value]
     return value
+
+
+def _scrub_item(key: Any, item: Any) -> Any:
+    if isinstance(key, str):
+        if key in _REQUEST_ID_KEYS and isinstance(item, str) and _REQUEST_ID_VALUE.fullmatch(item):
+            return item
+        if _SECRET_KEYS.search(key):
+            return REDACTED
+    return scrub(item)

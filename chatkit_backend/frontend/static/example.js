@@ -1,0 +1,31 @@
+// Wires ChatKit's <openai-chatkit> to this backend. Copy it into your page; on another origin, import the
+// helper with the backend's full URL (https://your-backend.example/static/chatkit-backend.js).
+import { createChatKitBackend } from "../../static/chatkit-backend.js";
+
+const backend = createChatKitBackend();
+const chatkit = document.getElementById("chat");
+const status = document.getElementById("status");
+
+// Forward ChatKit's events (errors, logs, responses, thread changes) to the backend.
+backend.attach(chatkit);
+
+customElements.whenDefined("openai-chatkit").then(() => {
+  chatkit.setOptions({
+    api: {
+      async getClientSecret(current) {
+        try {
+          const secret = await backend.getClientSecret(current);
+          status.textContent = "Connected.";
+          status.dataset.state = "ready";
+          return secret;
+        } catch (error) {
+          // error.code is the backend's error code (rate_limited, not_configured, network_error...).
+          status.textContent = `Could not start the chat (${error.code}). ${error.message}`;
+          status.dataset.state = "error";
+          status.dataset.code = error.code;
+          throw error;
+        }
+      },
+    },
+  });
+});

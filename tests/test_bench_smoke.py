@@ -1,0 +1,67 @@
+"""The benchmark harness in --quick mode, so that it cannot rot. No assertion on speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+pytestmark = pytest.mark.slow
+
+SESSION_SERVERS = ("standin", "ours", "passthrough", "seed_fastapi", "starter_fastapi_httpx")
+EXPECTED_ROWS = {
+    *(f"session.{server}.{latency}" for server in SESSION_SERVERS for latency in ("0ms", "300ms")),
+    "health.ours",
+    "trivial.sqlite",
+    "analytics_single.sqlite",
+    "analytics_batch.sqlite",
+    "trivial.postgres",
+    "analytics_single.postgres",
+    "analytics_batch.postgres",
+}
+ROW_STATUSES = {"ok", "not available", "skipped", "error"}
+
+
+def test_quick_run_writes_results_with_every_row(tmp_path):
+    if shutil.which("wrk") is None:
+        message = "wrk is not installed (apt-get install wrk); the bench smoke run needs it"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATKIT_", "OPENAI_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path), "--json-name", "smoke.json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    assert json.loads((tmp_path / "latest.json").read_text()) == results
+    assert results["machine"]["cores"] >= 1
+    assert results["machine"]["python"]
+    assert results["date"]
+    assert results["command"].startswith("python -m bench --quick")
+    rows = {row["id"]: row for row in results["rows"]}
+    assert set(rows) == EXPECTED_ROWS
+    assert {row["status"] for row in rows.values()} <= ROW_STATUSES
+    # The rows that need no merged route must have measured something, errors counted.
+    for row_id in ("session.standin.0ms", "session.passthrough.0ms", "health.ours", "trivial.sqlite"):
+        assert rows[row_id]["status"] == "ok", rows[row_id]
+        assert rows[row_id]["requests"] > 0
+        assert "non_2xx" in rows[row_id]
+    assert results["memory"]
+    assert results["startup"]["status"] == "ok"
+    assert {t["met"] for t in results["targets"]} <= {True, False, None}
+    assert "| target (issue 6) |" in result.stdout
+    assert "session.ours.300ms" in result.stdout
