@@ -459,6 +459,39 @@ def _admin_paths() -> dict[str, Any]:
     }
 
 
+def _frontend_paths() -> dict[str, Any]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "/example": {
+            "get": {
+                "tags": ["frontend"],
+                "operationId": "examplePage",
+                "summary": "A copy-paste example page: ChatKit's web component wired to this backend with "
+                "`/static/chatkit-backend.js`. Only when CHATKIT_EXAMPLE_PAGE allows it (404 otherwise).",
+                "responses": {"200": {"description": "The page.", "content": html}, **_errors(404)},
+            }
+        },
+        "/example/static/{filename}": {
+            "get": {
+                "tags": ["frontend"],
+                "operationId": "exampleStatic",
+                "summary": "The example page's own files (404 when the page is off).",
+                "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {
+                            "text/css": {"schema": {"type": "string"}},
+                            "text/javascript": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(404),
+                },
+            }
+        },
+    }
+
+
 def _health_paths() -> dict[str, Any]:
     check = {
         "type": "object",
@@ -593,7 +626,12 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "version": "0.1.0",
             "description": "A Flask backend for OpenAI ChatKit. Every non-2xx answer is the Error schema.",
         },
-        "paths": {**_health_paths(), **_session_paths(settings), **_analytics_paths(settings)},
+        "paths": {
+            **_health_paths(),
+            **_session_paths(settings),
+            **_analytics_paths(settings),
+            **_frontend_paths(),
+        },
         "components": _components(),
     }
     if settings.admin_token:

@@ -49,6 +49,7 @@ def fuzz_app(fuzz_standin: ChatKitStandin, tmp_path_factory):
             "CHATKIT_WORKFLOW_ID": fuzz_standin.workflow_id,
             "CHATKIT_ALLOWED_STATE_VARIABLES": ALLOWED_STATE_VARIABLES,
             "CHATKIT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "CHATKIT_EXAMPLE_PAGE": "true",
             "CHATKIT_ANALYTICS_SPOOL_PATH": str(workdir / "spool.jsonl"),
             "CHATKIT_CONNECT_TIMEOUT": "1",
             "CHATKIT_READ_TIMEOUT": "2",
