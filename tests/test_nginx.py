@@ -21,7 +21,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """gunicorn (TRUSTED_PROXY_HOPS=1, one worker, memory limits) behind nginx; yields (http, https, app) URLs."""
+    """gunicorn (TRUSTED_PROXY_HOPS=1, one worker, memory limits) behind nginx: (http, https, app) URLs, stand-in."""
     workdir = tmp_path_factory.mktemp("nginx-stack")
     with ChatKitStandin() as standin:
         env = {
@@ -44,7 +44,7 @@ def stack(tmp_path_factory):
             nginx(app_url, workdir / "nginx") as http_url,
             nginx(app_url, workdir / "nginx-tls", tls=True) as https_url,
         ):
-            yield http_url, https_url, app_url
+            yield http_url, https_url, app_url, standin
 
 
 def _create(url: str, source: str, headers: dict[str, str] | None = None):
@@ -52,14 +52,14 @@ def _create(url: str, source: str, headers: dict[str, str] | None = None):
 
 
 def test_health_answers_through_nginx(stack):
-    http_url, https_url, _ = stack
+    http_url, https_url, *_ = stack
     for url in (http_url, https_url):
         answer = send(url, "GET", "/health")
         assert (answer.status, answer.json()) == (200, {"status": "healthy"})
 
 
 def test_rate_limits_key_on_the_real_client_address(stack):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     statuses = [_create(http_url, "127.0.0.11").status for _ in range(PER_ADDRESS + 2)]
     assert statuses == [200] * PER_ADDRESS + [429, 429]
     # Another client (another source address) has its own budget.
@@ -67,7 +67,7 @@ def test_rate_limits_key_on_the_real_client_address(stack):
 
 
 def test_a_client_sent_x_forwarded_for_cannot_pick_another_key(stack):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     for _ in range(PER_ADDRESS):
         assert _create(http_url, "127.0.0.21").status == 200
     # Claiming to be a fresh address (or the proxy chain of one) does not escape the limit.
@@ -81,7 +81,7 @@ def test_a_client_sent_x_forwarded_for_cannot_pick_another_key(stack):
 
 
 def test_tls_at_nginx_gives_secure_cookies_and_hsts(stack):
-    http_url, https_url, _ = stack
+    http_url, https_url, *_ = stack
     secure = _create(https_url, "127.0.0.31")
     assert secure.status == 200
     cookie = secure.headers["Set-Cookie"]
@@ -96,14 +96,14 @@ def test_tls_at_nginx_gives_secure_cookies_and_hsts(stack):
 
 
 def test_a_client_cannot_claim_https_through_nginx(stack):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     answer = _create(http_url, "127.0.0.33", {"X-Forwarded-Proto": "https"})
     assert answer.status == 200
     assert "Secure" not in answer.headers["Set-Cookie"]
 
 
 def test_nginx_refuses_bodies_over_its_limit_with_the_json_contract(stack):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     answer = send(http_url, "POST", "/api/chatkit/session", body=b"x" * (2 * 1024 * 1024), headers=JSON)
     assert answer.status == 413
     assert answer.headers["Content-Type"].startswith("application/json")
@@ -111,7 +111,7 @@ def test_nginx_refuses_bodies_over_its_limit_with_the_json_contract(stack):
 
 
 def test_the_app_refuses_bodies_over_its_own_lower_limit(stack):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     answer = send(http_url, "POST", "/api/chatkit/session", body=b"{" * (APP_BODY_LIMIT + 1), headers=JSON)
     assert answer.status == 413
     body = answer.json()
@@ -128,7 +128,7 @@ def test_the_app_refuses_bodies_over_its_own_lower_limit(stack):
     ],
 )
 def test_huge_headers_are_json_through_nginx(stack, headers, status, code):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     answer = send(http_url, "GET", "/health", headers=headers)
     assert answer.status == status
     assert answer.headers["Content-Type"].startswith("application/json")
@@ -136,7 +136,7 @@ def test_huge_headers_are_json_through_nginx(stack, headers, status, code):
 
 
 def test_huge_headers_are_json_at_gunicorn_directly(stack):
-    _, _, app_url = stack
+    _, _, app_url, _ = stack
     answer = send(app_url, "GET", "/health", headers={"X-Big": "a" * 12_000})
     assert answer.status == 431
     assert answer.headers["Content-Type"] == "application/json"
@@ -148,7 +148,7 @@ def test_huge_headers_are_json_at_gunicorn_directly(stack):
 
 
 def test_a_huge_request_line_is_json(stack):
-    http_url, _, app_url = stack
+    http_url, _, app_url, _ = stack
     for url in (http_url, app_url):
         answer = send(url, "GET", "/health?q=" + "a" * 9000)
         assert answer.status in (414, 431), url
@@ -157,7 +157,7 @@ def test_a_huge_request_line_is_json(stack):
 
 
 def test_path_traversal_in_thread_ids_is_the_error_contract(stack):
-    http_url, _, _ = stack
+    http_url, *_ = stack
     for path in ("/api/chatkit/threads/..%2F..%2Fetc%2Fpasswd", "/api/chatkit/threads/../../etc/passwd"):
         answer = send(http_url, "DELETE", path)
         assert answer.status in (400, 404), path
@@ -174,3 +174,21 @@ def test_gunicorn_down_is_a_json_503_from_nginx(tmp_path):
     assert answer.headers["Content-Type"].startswith("application/json")
     assert answer.json()["error"]["code"] == "unavailable"
     assert answer.headers["Retry-After"] == "5"
+
+
+def test_a_tampered_identity_cookie_never_reaches_chatkit_as_the_claimed_user(stack):
+    http_url, _, _, standin = stack
+    first = _create(http_url, "127.0.0.41")
+    cookie = next(h for h in first.headers.get_all("Set-Cookie") if h.startswith("chatkit_uid="))
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    claimed_user = standin.requests_to("/v1/chatkit/sessions", "POST")[-1].body["user"]
+    # Flip one character of the signed value, and try the bare id as the cookie too.
+    tampered = value[:-1] + ("A" if value[-1] != "A" else "B")
+    for forged in (tampered, claimed_user, value.split(".", 1)[0]):
+        answer = _create(http_url, "127.0.0.42", {"Cookie": f"chatkit_uid={forged}"})
+        assert answer.status == 200
+        sent_user = standin.requests_to("/v1/chatkit/sessions", "POST")[-1].body["user"]
+        assert sent_user != claimed_user
+    # The genuine cookie is still the same user.
+    assert _create(http_url, "127.0.0.43", {"Cookie": f"chatkit_uid={value}"}).status == 200
+    assert standin.requests_to("/v1/chatkit/sessions", "POST")[-1].body["user"] == claimed_user
