@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterator
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -45,6 +50,8 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._committers: dict[str, GroupCommitter[Any]] = {}
+        self._committers_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -55,6 +62,16 @@ class Database:
         """A session that commits on success and rolls back on error."""
         with self.sessions.begin() as session:
             yield session
+
+    def committer(self, name: str, commit: Callable[[list[T]], Any], **options: Any) -> GroupCommitter[T]:
+        """This database's GroupCommitter called `name`, created with `commit` and `options` on first use."""
+        committer = self._committers.get(name)
+        if committer is None:
+            with self._committers_lock:
+                committer = self._committers.get(name)
+                if committer is None:
+                    committer = self._committers[name] = GroupCommitter(name, commit, **options)
+        return committer
 
     def schema_revision(self) -> str | None:
         """The database's Alembic revision, or None for an empty database."""
@@ -69,6 +86,130 @@ class Database:
             connection.execute(text("SELECT 1"))
 
 
+T = TypeVar("T")
+
+
+class _Pending:
+    __slots__ = ("done", "error", "items", "result")
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class GroupCommitter(Generic[T]):
+    """Many threads' writes, one transaction per batch: a queue and one committer thread per process.
+
+    `submit(items)` queues the items and waits until the committer has run `commit(batch)` on
+    everything waiting at that moment (up to `max_items`); it returns what `commit` returned, or
+    raises what it raised (every caller of a failed batch gets the error) or `TimeoutError` after
+    `wait_seconds`. So a caller that gets a return has its rows committed, and concurrent writers
+    share one commit instead of queueing on the database's write lock and the connection pool.
+
+    The thread starts lazily at the first `submit` in each process (never in gunicorn's master,
+    which forks before any request; a thread inherited through fork() does not run in the child),
+    is a daemon (never keeps pytest or a stopping worker from exiting) and ends after
+    `idle_seconds` with nothing to do. Hooks, all run on the committer thread: `on_start()` when it
+    starts, `after_batch(result)` after the callers of a successful batch are woken, and
+    `when_idle()` every `poll_seconds` without work, returning True while it still has background
+    work (the thread then stays).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        commit: Callable[[list[T]], Any],
+        *,
+        max_items: int = 5000,
+        wait_seconds: float = 25.0,
+        idle_seconds: float = 2.0,
+        poll_seconds: float = 0.5,
+        on_start: Callable[[], Any] | None = None,
+        after_batch: Callable[[Any], Any] | None = None,
+        when_idle: Callable[[], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self._commit = commit
+        self.max_items = max_items
+        self.wait_seconds = wait_seconds
+        self.idle_seconds = idle_seconds
+        self.poll_seconds = poll_seconds
+        self._on_start = on_start
+        self._after_batch = after_batch
+        self._when_idle = when_idle
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+
+    def submit(self, items: Sequence[T]) -> Any:
+        """Commit `items` with whatever else is waiting; returns `commit`'s result once committed."""
+        pending = _Pending(items)
+        self._queue.put(pending)
+        self.start()
+        if not pending.done.wait(self.wait_seconds):
+            raise TimeoutError(f"{self.name}: no commit within {self.wait_seconds:.0f} s")
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def start(self) -> None:
+        """Start the committer thread if it is not running in this process."""
+        if self._thread is not None and self._thread_pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread_pid == os.getpid():
+                return
+            thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread, self._thread_pid = thread, os.getpid()
+            thread.start()
+
+    def _retire(self) -> bool:
+        """End the thread when idle; False when work arrived meanwhile (`submit` queues, then checks)."""
+        with self._lock:
+            self._thread = None
+            if self._queue.empty():
+                return True
+            self._thread = threading.current_thread()
+            return False
+
+    def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
+        idle_since = time.monotonic()
+        while True:
+            try:
+                first = self._queue.get(timeout=self.poll_seconds)
+            except queue.Empty:
+                busy = self._when_idle() if self._when_idle is not None else False
+                if not busy and time.monotonic() - idle_since > self.idle_seconds and self._retire():
+                    return
+                continue
+            group = [first]
+            count = len(first.items)
+            while count < self.max_items:
+                try:
+                    pending = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                group.append(pending)
+                count += len(pending.items)
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = self._commit([item for pending in group for item in pending.items])
+            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+                error = exc
+            for pending in group:
+                pending.result, pending.error = result, error
+                pending.done.set()
+            if error is None and self._after_batch is not None:
+                self._after_batch(result)
+            idle_since = time.monotonic()
+
+
 def normalise_url(url: str) -> str:
     """Accept the URLs hosting platforms hand out (`postgres://`) and pick the psycopg 3 driver."""
     if url.startswith("postgres://"):
@@ -81,7 +222,12 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     """Create the engine with the pragmas and pool settings each backend needs."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        # check_same_thread=False: pooled connections move between gunicorn's threads (one at a
+        # time). Writes go through one committer thread per process (GroupCommitter), so the pool
+        # serves reads; sized to gunicorn's 64 threads so that no reader waits for a connection.
+        in_memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
+        pool = {} if in_memory else {"pool_size": 8, "max_overflow": 56}
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # A database that stops answering must fail fast (analytics then spools), not hold a request.

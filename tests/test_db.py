@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from chatkit_backend.db import SCHEMA_REVISION, Base, Database
+from chatkit_backend.db import SCHEMA_REVISION, Base, Database, GroupCommitter
 from chatkit_backend.models import IssuedSession
 
 
@@ -80,3 +83,52 @@ def test_rows_round_trip_through_a_session(make_app, database_url):
         stored = session.get(IssuedSession, "cksess_1")
         assert stored is not None
         assert stored.user_id == "u1"
+
+
+def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():
+    batches: list[list[int]] = []
+    gate = threading.Event()
+
+    def commit(items: list[int]) -> int:
+        gate.wait(5)
+        if -1 in items:
+            raise ValueError("bad batch")
+        batches.append(items)
+        return len(items)
+
+    committer = GroupCommitter("test-committer", commit, idle_seconds=0.2, poll_seconds=0.05)
+    results: dict[int, object] = {}
+
+    def submit(value: int) -> None:
+        try:
+            results[value] = committer.submit([value])
+        except ValueError as error:
+            results[value] = error
+
+    threads = [threading.Thread(target=submit, args=(value,)) for value in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # the committer holds the first item; the other seven wait in the queue
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert sorted(item for batch in batches for item in batch) == list(range(8))
+    assert len(batches) < 8  # the waiting ones went in together
+    assert all(isinstance(result, int) for result in results.values())
+
+    with pytest.raises(ValueError, match="bad batch"):
+        committer.submit([-1])
+
+    deadline = time.monotonic() + 5
+    while committer._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert committer._thread is None  # idle: the thread ended
+    assert committer.submit([42]) == 1  # and the next submit starts another
+
+
+def test_group_committer_bounds_the_wait():
+    release = threading.Event()
+    committer = GroupCommitter("slow-committer", lambda items: release.wait(5), wait_seconds=0.1)
+    with pytest.raises(TimeoutError):
+        committer.submit([1])
+    release.set()

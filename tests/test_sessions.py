@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from chatkit_backend.db import normalise_url
+from chatkit_backend.request_log import flush_logs
 from chatkit_backend.sessions.models import IssuedSession
 from chatkit_backend.sessions.registry import secret_digest
 
@@ -117,6 +118,7 @@ def test_the_client_secret_is_never_logged(make_app, chatkit_config, caplog, cap
     browser = app.test_client()
     secret = browser.post("/api/chatkit/session").get_json()["client_secret"]
     refreshed = browser.post("/api/chatkit/refresh", json={"client_secret": secret}).get_json()["client_secret"]
+    flush_logs()  # lines are written by the logging thread
     captured = capfd.readouterr()
     for value in (secret, refreshed):
         assert value not in caplog.text

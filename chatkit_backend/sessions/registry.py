@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from chatkit_backend.db import Database
+from chatkit_backend.db import Database, GroupCommitter
 from chatkit_backend.sessions.models import IssuedSession
 from chatkit_backend.upstream import ChatKitSession
+
+# Built once: a statement built per request (`insert(...).values(...)`) costs more than the insert.
+_INSERT = insert(IssuedSession)
+# Below gunicorn's 30 s worker timeout; SQLite's busy timeout is 15 s.
+RECORD_WAIT_SECONDS = 20.0
 
 
 def secret_digest(client_secret: str) -> str:
@@ -24,20 +30,34 @@ class SessionRegistry:
         self.database = database
 
     def record(self, session: ChatKitSession, user: str) -> None:
-        """Remember a session just created for `user`."""
-        # A Core insert on the hot path: the ORM's unit of work costs more than the insert itself.
-        with self.database.engine.begin() as connection:
-            connection.execute(
-                insert(IssuedSession).values(
-                    id=session.id,
-                    user_id=user,
-                    secret_sha256=secret_digest(session.client_secret),
-                    workflow_id=session.workflow_id,
-                    status="active",
-                    created_at=datetime.now(UTC),
-                    expires_at=datetime.fromtimestamp(session.expires_at, UTC),
-                )
-            )
+        """Remember a session just created for `user`; returns once the row is committed.
+
+        Rows from concurrent requests share one transaction (the database's group committer): one
+        commit instead of each request's own, and no queue of threads on SQLite's write lock or the
+        connection pool. An error or a timeout of that commit raises here, as a failed insert did.
+        """
+        row = {
+            "id": session.id,
+            "user_id": user,
+            "secret_sha256": secret_digest(session.client_secret),
+            "workflow_id": session.workflow_id,
+            "status": "active",
+            "created_at": datetime.now(UTC),
+            "expires_at": datetime.fromtimestamp(session.expires_at, UTC),
+            "cancelled_at": None,
+            "replaced_by": None,
+        }
+        self._committer().submit([row])
+
+    def _committer(self) -> GroupCommitter[dict[str, Any]]:
+        database = self.database
+
+        def insert_rows(rows: list[dict[str, Any]]) -> None:
+            # A Core executemany: the ORM's unit of work costs more than the insert itself.
+            with database.engine.begin() as connection:
+                connection.execute(_INSERT, rows)
+
+        return database.committer("session-registry-committer", insert_rows, wait_seconds=RECORD_WAIT_SECONDS)
 
     def find_by_secret(self, client_secret: str) -> IssuedSession | None:
         """The issued session with this secret, whoever it belongs to."""
