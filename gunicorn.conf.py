@@ -48,3 +48,16 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
+
+
+def on_starting(server) -> None:
+    """Warn once, in the master, when rate limits would be counted per worker."""
+    storage = os.environ.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://"
+    if server.cfg.workers > 1 and storage.startswith("memory://"):
+        server.log.warning(
+            "RATELIMIT_STORAGE_URI is memory:// with %d workers: each worker counts its own limits, so a "
+            "client may get up to %d times the configured rate. Set RATELIMIT_STORAGE_URI=redis://... "
+            "for exact limits across workers and machines.",
+            server.cfg.workers,
+            server.cfg.workers,
+        )

@@ -30,19 +30,29 @@ def gunicorn_server(tmp_path_factory):
         "OPENAI_API_KEY": "sk-test",
         "CHATKIT_WORKFLOW_ID": "wf_test",
     }
-    with gunicorn(env, tmp_path / "gunicorn.log") as url:
-        yield url
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(env, log_path) as url:
+        yield url, log_path
 
 
 def test_gunicorn_serves_health_and_ready(gunicorn_server):
-    assert get(gunicorn_server + "/health") == (200, {"status": "healthy"})
-    status, body = get(gunicorn_server + "/ready")
+    url, _ = gunicorn_server
+    assert get(url + "/health") == (200, {"status": "healthy"})
+    status, body = get(url + "/ready")
     assert status == 200
     assert body["status"] == "ready"
     assert body["checks"]["database"]["ok"] is True
 
 
 def test_gunicorn_errors_are_json(gunicorn_server):
-    status, body = get(gunicorn_server + "/does-not-exist")
+    url, _ = gunicorn_server
+    status, body = get(url + "/does-not-exist")
     assert status == 404
     assert body["error"]["code"] == "not_found"
+
+
+def test_memory_rate_limits_with_several_workers_warn_once(gunicorn_server):
+    _, log_path = gunicorn_server
+    warnings = [line for line in log_path.read_text().splitlines() if "each worker counts its own limits" in line]
+    assert len(warnings) == 1
+    assert json.loads(warnings[0])["level"] == "WARNING"
