@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.admin_support import ADMIN_TOKEN, RANGE, seed
 from tests.analytics_support import AnalyticsApps
-from tests.conftest import IN_CI
+from tests.browser_support import LiveServer, launch_chromium, require_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def _require_browser():
-    reason = None
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        reason = f"chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "the playwright package is not installed (pip install -r requirements-dev.txt)"
-        sync_playwright = None
-    if reason:
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return sync_playwright
 
 
 @pytest.fixture
@@ -47,21 +18,18 @@ def live_server(make_app, database_url, tmp_path):
     apps = AnalyticsApps(make_app, database_url, tmp_path)
     app = apps(CHATKIT_ADMIN_TOKEN=ADMIN_TOKEN)
     seed(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    server = LiveServer(app)
+    yield server.url
+    server.stop()
     apps.close()
 
 
 def test_dashboard_charts_show_the_seeded_numbers_in_chromium(live_server, database_url):
-    sync_playwright = _require_browser()
+    sync_playwright = require_playwright()
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 1400})
             page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)

@@ -11,12 +11,10 @@ download is not used); skips without them, fails instead in CI (CI=true).
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
@@ -24,28 +22,14 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
-from werkzeug.serving import make_server
 
 from chatkit_backend.analytics.models import AnalyticsEvent, ErrorReport
 from chatkit_backend.frontend.routes import CHATKIT_SCRIPT_URL
-from tests.conftest import IN_CI
+from tests.browser_support import LiveServer, launch_chromium, require_playwright
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 ASSETS = Path(__file__).parent / "browser"
 STANDIN_ELEMENT = ASSETS / "chatkit-standin.js"
 SESSIONS_PATH = "/v1/chatkit/sessions"
@@ -54,40 +38,14 @@ WAIT_MS = 10_000
 pytestmark = pytest.mark.browser
 
 
-def _browser_missing(reason: str) -> None:
-    message = f"{reason}; the browser tests need it (CI installs it)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the whole module; each test gets its own context (cookies, storage)."""
-    if sync_playwright is None:
-        _browser_missing("the playwright package is not installed (pip install -r requirements-dev.txt)")
-    if not os.access(CHROMIUM, os.X_OK):
-        _browser_missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    sync_playwright = require_playwright()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
-
-
-class LiveServer:
-    """A WSGI app in werkzeug's threaded server on a free loopback port, in a background thread."""
-
-    def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
-        self._server = make_server(host, 0, app, threaded=True)
-        self._server.daemon_threads = True
-        self.port = self._server.server_port
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
