@@ -94,6 +94,7 @@ class Settings:
     analytics_store_client_address: bool = False
     analytics_spool_path: str | None = None
     analytics_retention_days: int = 90
+    analytics_rate_limit: str = "1200/minute"
     admin_token: str | None = field(default=None, repr=False)
 
     # Frontend helper
@@ -187,6 +188,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_store_client_address": r.flag("CHATKIT_ANALYTICS_STORE_CLIENT_ADDRESS", False),
         "analytics_spool_path": r.text("CHATKIT_ANALYTICS_SPOOL_PATH"),
         "analytics_retention_days": r.integer("CHATKIT_ANALYTICS_RETENTION_DAYS", 90, minimum=1),
+        "analytics_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_RATE_LIMIT", "1200/minute"),
         "admin_token": r.text("CHATKIT_ADMIN_TOKEN"),
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }

@@ -254,7 +254,7 @@ def _analytics_paths(settings: Settings) -> dict[str, Any]:
                 "operationId": operation_id,
                 "summary": summary,
                 "requestBody": _json_request({"$ref": f"#/components/schemas/{schema}"}, required=True),
-                "responses": {**_ok(what, answer), **_errors(*_JSON_BODY, 503)},
+                "responses": {**_ok(what, answer), **_errors(*_JSON_BODY, 429, 503)},
             }
         }
 
@@ -306,7 +306,7 @@ def _analytics_paths(settings: Settings) -> dict[str, Any]:
                 ),
                 "responses": {
                     **_ok("What was stored and what was refused.", batch_answer),
-                    **_errors(*_JSON_BODY, 503),
+                    **_errors(*_JSON_BODY, 429, 503),
                 },
             }
         },

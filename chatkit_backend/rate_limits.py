@@ -36,6 +36,11 @@ def session_limit_per_address() -> str:
     return current_app.config["SETTINGS"].session_rate_limit_per_address
 
 
+def analytics_limit() -> str:
+    """CHATKIT_ANALYTICS_RATE_LIMIT, per client address, shared by every analytics and error route."""
+    return current_app.config["SETTINGS"].analytics_rate_limit
+
+
 def threads_limit() -> str:
     """CHATKIT_THREADS_RATE_LIMIT, per user, for the thread routes."""
     return current_app.config["SETTINGS"].threads_rate_limit

@@ -215,3 +215,20 @@ def test_error_reports_are_grouped_with_count_and_first_and_last_seen(app, clien
     assert [g[0] for g in groups] == [3, 1]
     assert str(groups[0][1]) == str(received[0])
     assert str(groups[0][2]) == str(received[2])
+
+
+def test_analytics_routes_share_one_limit_per_client_address(make_app):
+    app = make_app(CHATKIT_ANALYTICS_RATE_LIMIT="3/minute")
+    client = app.test_client()
+    address = {"REMOTE_ADDR": "10.9.9.9"}
+    answers = [
+        client.post("/api/analytics/message", json={"event": "response.end"}, environ_base=address),
+        client.post("/api/analytics/thread-change", json={"thread_id": "cthr_1"}, environ_base=address),
+        client.post("/api/errors", json={"message": "boom"}, environ_base=address),
+        client.post("/api/analytics/events", json=[{"type": "message"}], environ_base=address),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[-1].get_json()["error"]["code"] == "rate_limited"
+    assert int(answers[-1].headers["Retry-After"]) > 0
+    other = client.post("/api/analytics/message", json={}, environ_base={"REMOTE_ADDR": "10.9.9.10"})
+    assert other.status_code == 200

@@ -7,9 +7,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from chatkit_backend.analytics.store import ERRORS, EVENTS, GROUPS
+from chatkit_backend.sessions.models import IssuedSession
 from tests.analytics_support import AnalyticsApps, count_rows
 
 
@@ -71,9 +72,35 @@ def test_prune_deletes_rows_older_than_the_retention(app):
         )
     result = app.test_cli_runner().invoke(args=["analytics", "prune"])
     assert result.exit_code == 0, result.output
-    assert "pruned 1 events, 1 errors, 1 error_groups (kept 90 days)" in result.output
+    assert "pruned 1 events, 1 errors, 1 error_groups, 0 sessions (kept 90 days)" in result.output
     assert count_rows(app, "analytics_events") == 1
     assert count_rows(app, "analytics_error_reports") == 0
     result = app.test_cli_runner().invoke(args=["analytics", "prune", "--days", "5"])
     assert "pruned 1 events" in result.output
     assert count_rows(app, "analytics_events") == 0
+
+
+def test_prune_deletes_long_expired_sessions_and_keeps_live_ones(app):
+    now = datetime.now(UTC)
+    with app.extensions["chatkit_db"].engine.begin() as connection:
+        for session_id, expires in (
+            ("cksess_old", now - timedelta(days=100)),
+            ("cksess_live", now + timedelta(minutes=5)),
+        ):
+            connection.execute(
+                insert(IssuedSession).values(
+                    id=session_id,
+                    user_id="u1",
+                    secret_sha256=session_id.ljust(64, "0"),
+                    workflow_id="wf_1",
+                    status="active",
+                    created_at=expires - timedelta(minutes=10),
+                    expires_at=expires,
+                )
+            )
+    result = app.test_cli_runner().invoke(args=["analytics", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "1 sessions" in result.output
+    with app.extensions["chatkit_db"].engine.connect() as connection:
+        remaining = connection.execute(select(IssuedSession.id)).scalars().all()
+    assert remaining == ["cksess_live"]

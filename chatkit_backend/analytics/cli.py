@@ -63,7 +63,9 @@ def register(bp: Blueprint) -> None:
     def export_command(table: str, fmt: str, since: datetime | None, until: datetime | None, output: str) -> None:
         export(table, fmt, since, until, output)
 
-    @bp.cli.command("prune", help="Delete events, error reports and error groups older than the retention.")
+    @bp.cli.command(
+        "prune", help="Delete events, error reports, error groups and expired sessions older than the retention."
+    )
     @click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default: the retention setting).")
     def prune_command(days: int | None) -> None:
         days = days or current_app.config["SETTINGS"].analytics_retention_days

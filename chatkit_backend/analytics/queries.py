@@ -158,9 +158,11 @@ def export_rows(
 
 
 def prune(connection: Connection, before: datetime) -> dict[str, int]:
-    """Delete events, error reports and error groups last seen before `before`; returns counts per table."""
+    """Delete events, error reports, error groups and issued sessions older than `before`; counts per table."""
     return {
         "events": connection.execute(delete(EVENTS).where(EVENTS.c.received_at < before)).rowcount,
         "errors": connection.execute(delete(ERRORS).where(ERRORS.c.received_at < before)).rowcount,
         "error_groups": connection.execute(delete(GROUPS).where(GROUPS.c.last_seen < before)).rowcount,
+        # Issued sessions: only ones long expired (a live one may still be refreshed or cancelled).
+        "sessions": connection.execute(delete(SESSIONS).where(SESSIONS.c.expires_at < before)).rowcount,
     }

@@ -9,8 +9,12 @@ from flask import Blueprint, current_app, request
 from chatkit_backend.analytics import events
 from chatkit_backend.analytics.ingest import get_store, received_now
 from chatkit_backend.errors import ApiError, get_json_body
+from chatkit_backend.rate_limits import analytics_limit, client_address, limiter
 
 bp = Blueprint("analytics", __name__, url_prefix="/api", cli_group="analytics")
+
+# Per address, not per user: analytics never creates an identity, and a dropped cookie must not reset it.
+_per_address = limiter.shared_limit(analytics_limit, scope="analytics-address", key_func=client_address)
 
 
 def _single_event() -> dict[str, Any]:
@@ -21,6 +25,7 @@ def _single_event() -> dict[str, Any]:
 
 
 @bp.post("/analytics/message")
+@_per_address
 def track_message():
     """One message event (e.g. ChatKit's response.start / response.end)."""
     get_store().write([("events", events.parse_event("message", _single_event(), received_now()))])
@@ -28,6 +33,7 @@ def track_message():
 
 
 @bp.post("/analytics/thread-change")
+@_per_address
 def track_thread_change():
     """One thread change (ChatKit's thread.change {threadId})."""
     get_store().write([("events", events.parse_event("thread_change", _single_event(), received_now()))])
@@ -35,6 +41,7 @@ def track_thread_change():
 
 
 @bp.post("/errors")
+@_per_address
 def log_error():
     """One frontend error report, scrubbed and grouped by fingerprint."""
     get_store().write([("errors", events.parse_error_report(_single_event(), received_now()))])
@@ -42,6 +49,7 @@ def log_error():
 
 
 @bp.post("/analytics/events")
+@_per_address
 def track_batch():
     """A JSON array of typed events. Per-event acceptance: valid ones are stored, the others reported by index."""
     settings = current_app.config["SETTINGS"]
