@@ -16,13 +16,18 @@ def client_address() -> str:
 
 
 def user_key() -> str:
-    """The current user when the request carries an identity, else the client's address.
+    """The current user; in anonymous mode a first visit gets its identity here, before the check.
 
-    Uses `peek_user` so that a key function never creates an identity or fails the request.
+    Without that, every first visit from one address (an office) would share one per-user budget.
+    A visitor who drops the cookie still meets the per-address limit. In the other modes a request
+    without a valid identity is keyed by its address (the view answers it 401); a key function
+    must never fail the request.
     """
-    from chatkit_backend.identity import peek_user
+    from chatkit_backend.identity import current_user, peek_user
 
     user = peek_user()
+    if user is None and current_app.config["SETTINGS"].identity_mode == "anonymous":
+        user = current_user()
     return f"user:{user}" if user else f"address:{client_address()}"
 
 

@@ -276,6 +276,13 @@ def test_dropping_the_cookie_does_not_escape_the_per_address_limit(make_app, cha
     assert statuses == [200, 200, 200, 429]
 
 
+def test_first_visits_from_one_address_do_not_share_a_per_user_budget(make_app, chatkit_config):
+    app = make_app(chatkit_config, CHATKIT_SESSION_RATE_LIMIT="2/minute")
+    # Five visitors behind one office address, each on a first visit (no cookie yet).
+    statuses = [app.test_client().post("/api/chatkit/session").status_code for _ in range(5)]
+    assert statuses == [200] * 5
+
+
 def test_successful_answers_carry_no_retry_after(browser):
     assert "Retry-After" not in browser.post("/api/chatkit/session").headers
 
