@@ -32,6 +32,7 @@ WAIT_SECONDS = 25.0  # below gunicorn's 30 s worker timeout
 MAX_GROUP_ROWS = 5000
 IDLE_SECONDS = 2.0  # the committer thread ends after this long with nothing to do
 REPLAY_INTERVAL_SECONDS = 30.0
+SPOOL_CHECK_SECONDS = 1.0  # after stored batches, look for another worker's spool at most this often
 
 
 def _insert(connection: Connection, table: Table):
@@ -106,6 +107,7 @@ class EventStore:
         self.database = database
         self.spool = spool
         self._next_replay = 0.0
+        self._next_spool_check = 0.0
         # The database's generic group commit; a failed commit spools instead of raising.
         self._committer: GroupCommitter[Record] = GroupCommitter(
             "analytics-committer",
@@ -138,7 +140,11 @@ class EventStore:
         self._committer.start()
 
     def _after_batch(self, outcome: str) -> None:
-        if outcome == STORED:
+        # A stored batch means the database is back: replay, but check the spool (a stat and a
+        # directory scan) at most once a second, not after every commit.
+        now = time.monotonic()
+        if outcome == STORED and now >= self._next_spool_check:
+            self._next_spool_check = now + SPOOL_CHECK_SECONDS
             self._replay_when_due()
 
     def _commit(self, records: list[Record]) -> str:
