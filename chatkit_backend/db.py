@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # (about 0.4 s) only when they differ; a test keeps it equal to the migrations' head.
 SCHEMA_REVISION = "0002_analytics"
 EXTENSION_KEY = "chatkit_db"
+# SQLite waits this long for another connection's write lock (busy timeout, and the switch to WAL).
+SQLITE_BUSY_SECONDS = 15
 
 # Stable constraint names so that Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -227,7 +230,7 @@ def make_engine(url: str) -> Engine:
         # serves reads; sized to gunicorn's 64 threads so that no reader waits for a connection.
         in_memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
         pool = {} if in_memory else {"pool_size": 8, "max_overflow": 56}
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False}, **pool)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # A database that stops answering must fail fast (analytics then spools), not hold a request.
@@ -243,11 +246,29 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (kept by the file once set), waiting out a writer.
+
+    The switch needs the database to itself, and while another connection holds a write lock SQLite
+    answers "database is locked" at once, without its busy wait: several gunicorn workers starting
+    on a new file, one of them migrating, hit that. So wait here, as long as the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def get_db() -> Database:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,27 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(tmp_path):
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 15000
     database.engine.dispose()
+
+
+def test_a_new_sqlite_file_switches_to_wal_after_another_connection_finishes_writing(tmp_path):
+    # Workers starting together on a new file: one writes (migrates) while another connects. SQLite
+    # refuses the switch to WAL at once, without its busy wait, while a write lock is held.
+    path = tmp_path / "new.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    commit_later = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    commit_later.start()
+    database = Database(f"sqlite:///{path}")
+    try:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    finally:
+        database.engine.dispose()
+        commit_later.join()
+        writer.close()
 
 
 def test_heroku_style_postgres_urls_use_psycopg3():
