@@ -7,6 +7,8 @@ import logging
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 
+from chatkit_backend import rate_limit_storage
+
 log = logging.getLogger(__name__)
 
 
@@ -91,7 +93,11 @@ def _restore_own_retry_after(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI."""
     settings = app.config["SETTINGS"]
-    app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_uri
+    uri = settings.ratelimit_storage_uri
+    if uri.startswith("memory://"):
+        # The same counters in this process, expired without limits' per-10-ms timer thread.
+        uri = rate_limit_storage.SCHEME + uri[len("memory") :]
+    app.config["RATELIMIT_STORAGE_URI"] = uri
     app.config["RATELIMIT_KEY_PREFIX"] = settings.ratelimit_key_prefix
     if settings.ratelimit_storage_uri.startswith(("redis://", "rediss://")):
         # Fail fast when Redis is down instead of holding every request for the client's default timeout.
