@@ -12,14 +12,18 @@ load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service star
 
 # A platform router (or nginx) reaches the app from outside the dyno, so listen on every interface.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-# Measured with `python -m bench` on 2 cores (docs/BENCHMARKS.md): 4 workers x 64 threads carry
-# 256 concurrent upstream calls and spread the GIL over 4 processes; 2 x 32 capped the session
-# route at 64 calls in flight (~210 req/s at 300 ms upstream latency, whatever the upstream allows).
-workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-# gthread (blocking upstream calls wait in a thread, not the whole worker), with gunicorn's own
-# error pages (request line or header too long, malformed request) answered as the JSON error contract.
-worker_class = "chatkit_backend.gunicorn_worker.JsonErrorThreadWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+# One gevent worker per core (measured with `python -m bench` on 2 cores, docs/BENCHMARKS.md): a
+# request waiting on the upstream costs a greenlet, not a thread, so one process carries hundreds of
+# concurrent upstream calls, with none of the thread switching and GIL contention of gthread (4
+# workers x 64 threads served 0.6x the session throughput of 2 gevent workers at 0 ms upstream
+# latency). gunicorn patches the standard library (sockets, threads, time.sleep) for gevent before
+# the app is imported; psycopg 3 waits cooperatively under gevent, SQLite calls are short.
+workers = int(os.environ.get("WEB_CONCURRENCY", str(len(os.sched_getaffinity(0)))))
+# With gunicorn's own error pages (request line or header too long, malformed request) answered
+# as the JSON error contract.
+worker_class = "chatkit_backend.gunicorn_worker.JsonErrorGeventWorker"
+# Concurrent connections per worker, idle keep-alive ones included.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

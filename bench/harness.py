@@ -55,7 +55,7 @@ _STRIP_NAMES = (
     "MAX_CONTENT_LENGTH",
     "LOG_LEVEL",
     "WEB_CONCURRENCY",
-    "GUNICORN_THREADS",
+    "GUNICORN_WORKER_CONNECTIONS",
     "PORT",
     "HOST",
 )
@@ -82,7 +82,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=100, help="events per batch request (default 100)")
     parser.add_argument("--import-runs", type=int, help="fresh processes for the start-up time (default 7, quick 3)")
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for our gunicorn (default: gunicorn.conf.py's)")
-    parser.add_argument("--threads", type=int, help="GUNICORN_THREADS for our gunicorn (default: gunicorn.conf.py's)")
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        help="GUNICORN_WORKER_CONNECTIONS for our gunicorn (default: gunicorn.conf.py's)",
+    )
     parser.add_argument("--pool-size", type=int, help="CHATKIT_UPSTREAM_POOL_SIZE (default: the service's)")
     parser.add_argument("--events-table", default=EVENTS_TABLE_DEFAULT, help="table that holds analytics events")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_ADMIN_URL_DEFAULT))
@@ -159,8 +163,8 @@ class Run:
         }
         if self.args.workers:
             env["WEB_CONCURRENCY"] = str(self.args.workers)
-        if self.args.threads:
-            env["GUNICORN_THREADS"] = str(self.args.threads)
+        if self.args.worker_connections:
+            env["GUNICORN_WORKER_CONNECTIONS"] = str(self.args.worker_connections)
         if self.args.pool_size:
             env["CHATKIT_UPSTREAM_POOL_SIZE"] = str(self.args.pool_size)
         return env

@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from flask import Flask
-
-from chatkit_backend.config import Settings
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the application. `config` (environment-variable names to values) overrides the environment."""
+    # Imported here, not at the top: gunicorn's master imports this package for its worker class
+    # (chatkit_backend.gunicorn_worker) and must stay light; workers import the app after gevent
+    # has patched the standard library.
+    from flask import Flask
+
     from chatkit_backend import (
         admin,
         cli,
@@ -27,6 +32,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         upstream,
     )
     from chatkit_backend.analytics import bp as analytics_bp
+    from chatkit_backend.config import Settings
     from chatkit_backend.frontend import bp as frontend_bp
     from chatkit_backend.sessions import bp as sessions_bp
 

@@ -59,7 +59,7 @@ class Settings:
     upstream_read_timeout: float = 15.0
     upstream_max_retries: int = 2
     upstream_retry_budget_seconds: float = 8.0
-    upstream_pool_size: int = 64  # >= gunicorn threads: every thread keeps a keep-alive connection
+    upstream_pool_size: int = 256  # keep-alive upstream connections kept per worker
 
     # Sessions
     session_expires_seconds: int | None = None
@@ -159,7 +159,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "upstream_read_timeout": r.number("CHATKIT_READ_TIMEOUT", 15.0, minimum=0.1, maximum=25),
         "upstream_max_retries": r.integer("CHATKIT_MAX_RETRIES", 2, minimum=0, maximum=5),
         "upstream_retry_budget_seconds": r.number("CHATKIT_RETRY_BUDGET_SECONDS", 8.0, minimum=0, maximum=20),
-        "upstream_pool_size": r.integer("CHATKIT_UPSTREAM_POOL_SIZE", 64, minimum=1, maximum=1000),
+        "upstream_pool_size": r.integer("CHATKIT_UPSTREAM_POOL_SIZE", 256, minimum=1, maximum=1000),
         "session_expires_seconds": r.integer("CHATKIT_SESSION_EXPIRES_SECONDS", None, minimum=1, maximum=600),
         "session_max_requests_per_minute": r.integer("CHATKIT_SESSION_MAX_REQUESTS_PER_MINUTE", None, minimum=1),
         "file_upload_enabled": r.flag("CHATKIT_FILE_UPLOAD_ENABLED", None),

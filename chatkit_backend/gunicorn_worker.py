@@ -1,4 +1,4 @@
-"""gunicorn's gthread worker, answering requests gunicorn itself cannot parse with the JSON error contract.
+"""gunicorn's gevent worker, answering requests gunicorn itself cannot parse with the JSON error contract.
 
 gunicorn writes its own HTML page for a request line or header it refuses (too long, malformed)
 before the app ever sees it. This worker makes those answers the app's contract instead, without
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from gunicorn import util
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.ggevent import GeventWorker
 
 # gunicorn's statuses for refused requests, mapped onto the contract's codes.
 _CODES = {
@@ -45,8 +45,8 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head + body)
 
 
-class JsonErrorThreadWorker(ThreadWorker):
-    """gthread, with gunicorn's own error pages in JSON."""
+class JsonErrorGeventWorker(GeventWorker):
+    """gevent, with gunicorn's own error pages in JSON."""
 
     def init_process(self) -> None:
         # gunicorn's base worker calls util.write_error by module attribute; this process only runs this worker.

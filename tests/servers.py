@@ -64,7 +64,7 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """Run `gunicorn wsgi:app` from the project root with `env` on top of a clean environment."""
     port = free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATKIT_", "OPENAI_"))}
-    full_env = {"HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", **base_env, **env}
+    full_env = {"HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", **base_env, **env}
     full_env["PORT"] = str(port)
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:

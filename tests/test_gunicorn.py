@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.servers import gunicorn
+from tests.servers import ROOT, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +58,16 @@ def test_memory_rate_limits_with_several_workers_warn_once(gunicorn_server):
     warnings = [line for line in log_path.read_text().splitlines() if "each worker counts its own limits" in line]
     assert len(warnings) == 1
     assert json.loads(warnings[0])["level"] == "WARNING"
+
+
+def test_the_worker_class_imports_nothing_of_the_app_into_gunicorns_master():
+    # gunicorn's master imports the worker class before forking; workers import the app only after
+    # gevent has patched the standard library. Locks or sockets made before that patch would block
+    # the whole worker, so the master must not import Flask, SQLAlchemy or requests.
+    code = (
+        "import sys, chatkit_backend.gunicorn_worker as w; "
+        "print(w.JsonErrorGeventWorker.__mro__[1].__name__, "
+        "sorted(m for m in ('flask', 'sqlalchemy', 'requests', 'werkzeug') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split() == ["GeventWorker", "[]"]

@@ -1,4 +1,4 @@
-"""The service as it runs in production: real gunicorn (gthread) processes on loopback.
+"""The service as it runs in production: real gunicorn (gevent) processes on loopback.
 
 - a hanging upstream stalls session creation, but /health and analytics keep answering promptly;
 - with several workers and Redis, N+k requests inside one window → exactly N allowed;
@@ -47,9 +47,8 @@ def stalled_stack(tmp_path_factory):
             "CHATKIT_CONNECT_TIMEOUT": "1",
             "CHATKIT_READ_TIMEOUT": str(READ_TIMEOUT),
             "CHATKIT_RETRY_BUDGET_SECONDS": "0",
-            # One worker with 4 threads: 3 stalled session calls leave one thread, and that is enough.
+            # One worker: the stalled session calls wait in greenlets while it keeps answering.
             "WEB_CONCURRENCY": "1",
-            "GUNICORN_THREADS": "4",
         }
         with gunicorn(env, workdir / "gunicorn.log") as url:
             yield url, standin
@@ -106,7 +105,6 @@ def redis_stack(tmp_path_factory):
             "CHATKIT_SESSION_RATE_LIMIT": "1000/minute",
             "CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS": "5/minute",
             "WEB_CONCURRENCY": "3",
-            "GUNICORN_THREADS": "4",
         }
         log = workdir / "gunicorn.log"
         with gunicorn(env, log) as url:
