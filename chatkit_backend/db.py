@@ -7,6 +7,7 @@ import logging
 import os
 import queue
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -90,6 +91,7 @@ class Database:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _Pending:
@@ -202,7 +204,7 @@ class GroupCommitter(Generic[T]):
             result: Any = None
             error: BaseException | None = None
             try:
-                result = self._commit([item for pending in group for item in pending.items])
+                result = call_blocking(self._commit, [item for pending in group for item in pending.items])
             except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
                 error = exc
             for pending in group:
@@ -211,6 +213,22 @@ class GroupCommitter(Generic[T]):
             if error is None and self._after_batch is not None:
                 self._after_batch(result)
             idle_since = time.monotonic()
+
+
+def call_blocking(function: Callable[..., R], *args: Any) -> R:
+    """`function(*args)`, run where a call that blocks inside C cannot stall the whole process.
+
+    Under gunicorn's gevent workers every request of a process shares one OS thread, and a call
+    that blocks without yielding to gevent (SQLite waiting for another process's write lock or
+    syncing its file; an fsync) stops them all. There the call runs in gevent's pool of native
+    threads: the calling greenlet waits, the others go on. Elsewhere it is a plain call.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(function, args)
+    return function(*args)
 
 
 def normalise_url(url: str) -> str:

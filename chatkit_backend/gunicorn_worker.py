@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import gevent
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -46,9 +47,19 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 class JsonErrorGeventWorker(GeventWorker):
-    """gevent, with gunicorn's own error pages in JSON."""
+    """gevent, with gunicorn's own error pages in JSON, and keep-alive connections served in turn."""
 
     def init_process(self) -> None:
         # gunicorn's base worker calls util.write_error by module attribute; this process only runs this worker.
         util.write_error = write_json_error
         super().init_process()
+
+    def handle_request(self, listener_name, req, sock, addr):
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            # gevent switches greenlets only where one would block. A keep-alive client whose next
+            # request has already arrived would be served again and again while this worker's
+            # other connections wait (seconds, under load). Yielding after each request serves
+            # the ready connections in turn.
+            gevent.sleep(0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from chatkit_backend.db import SCHEMA_REVISION, Base, Database, GroupCommitter
+from chatkit_backend.db import SCHEMA_REVISION, Base, Database, GroupCommitter, call_blocking
 from chatkit_backend.models import IssuedSession
 
 
@@ -154,3 +156,41 @@ def test_group_committer_bounds_the_wait():
     with pytest.raises(TimeoutError):
         committer.submit([1])
     release.set()
+
+
+GEVENT_BLOCKING_PROBE = """
+from gevent import monkey
+monkey.patch_all()
+import gevent, sys
+from chatkit_backend.db import call_blocking
+blocking_sleep = monkey.get_original("time", "sleep")  # blocks the OS thread, as SQLite's busy wait does
+ticks = []
+ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(100)])
+gevent.sleep(0)
+{call}
+print(len(ticks))
+ticker.kill()
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "other_greenlets_run"),
+    [("call_blocking(blocking_sleep, 0.3)", True), ("blocking_sleep(0.3)", False)],
+)
+def test_call_blocking_lets_other_greenlets_run_under_gevent(call, other_greenlets_run):
+    # The plain call is the control: it stalls every greenlet of the process, which is what the
+    # group committer's commits (SQLite) must not do under gunicorn's gevent workers.
+    out = subprocess.run(
+        [sys.executable, "-c", GEVENT_BLOCKING_PROBE.format(call=call)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    ticks = int(out.split()[-1])
+    assert (ticks >= 10) is other_greenlets_run, ticks
+
+
+def test_call_blocking_is_a_plain_call_without_gevent():
+    assert call_blocking(threading.get_ident) == threading.get_ident()

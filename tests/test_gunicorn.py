@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -71,3 +73,54 @@ def test_the_worker_class_imports_nothing_of_the_app_into_gunicorns_master():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.split() == ["GeventWorker", "[]"]
+
+
+def test_a_keep_alive_client_with_requests_waiting_does_not_starve_another(tmp_path):
+    # gevent switches only where a greenlet would block: a connection whose next requests are
+    # already buffered would be served to the end before any other connection of the worker.
+    env = {
+        "SECRET_KEY": "gunicorn-test-secret",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'g.sqlite3'}",
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "warning",
+    }
+    pipelined = 400
+    with gunicorn(env, tmp_path / "gunicorn.log") as url:
+        host, port = url.removeprefix("http://").split(":")
+        request = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        answered_before_other: list[int] = []
+        busy = socket.create_connection((host, int(port)), timeout=10)
+        other = socket.create_connection((host, int(port)), timeout=10)
+        counted = threading.Event()
+        first_answer = threading.Event()
+        other_answered = threading.Event()
+
+        def read_busy() -> None:
+            received = b""
+            while received.count(b"HTTP/1.1 200") < pipelined:
+                chunk = busy.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+                first_answer.set()
+                if other_answered.is_set() and not counted.is_set():
+                    answered_before_other.append(received.count(b"HTTP/1.1 200"))
+                    counted.set()
+
+        reader = threading.Thread(target=read_busy)
+        reader.start()
+        try:
+            busy.sendall(request)  # one request first, so its greenlet is serving when the rest arrive
+            assert first_answer.wait(10)
+            busy.sendall(request * (pipelined - 1))
+            other.sendall(request)
+            assert b"HTTP/1.1 200" in other.recv(65536)
+            other_answered.set()
+            reader.join(30)
+        finally:
+            busy.close()
+            other.close()
+    # No chunk after the other client's answer: every pipelined request was answered before it.
+    answered = answered_before_other[0] if answered_before_other else pipelined
+    # Served in turn, the other client is answered after a handful of the pipelined requests.
+    assert answered < pipelined // 2, f"{answered} of {pipelined} pipelined requests went first"
