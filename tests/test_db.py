@@ -13,18 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import create_engine, insert, inspect, make_url, select, text
 
 from chatkit_backend.db import (
     SCHEMA_REVISION,
-    Base,
     Database,
     GroupCommitter,
     SchemaUpgradeError,
+    metadata,
     normalise_url,
     redact_password,
 )
-from chatkit_backend.models import IssuedSession
+from chatkit_backend.models import SESSIONS
 from tests.conftest import PG_URL, port_open, service_missing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def test_every_model_table_is_created_by_the_migrations(make_app, database_url):
     app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="true")
     engine = app.extensions["chatkit_db"].engine
     tables = set(inspect(engine).get_table_names())
-    assert {table.name for table in Base.metadata.sorted_tables} <= tables
+    assert {table.name for table in metadata.sorted_tables} <= tables
     assert app.extensions["chatkit_db"].schema_revision() == SCHEMA_REVISION
 
 
@@ -165,28 +165,27 @@ def test_db_upgrade_command_creates_the_schema(make_app, database_url):
     assert app.extensions["chatkit_db"].schema_revision() == SCHEMA_REVISION
 
 
-def test_rows_round_trip_through_a_session(make_app, database_url):
+def test_rows_round_trip_through_the_engine_with_column_defaults(make_app, database_url):
     from datetime import UTC, datetime, timedelta
 
     app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="true")
     database = app.extensions["chatkit_db"]
     now = datetime.now(UTC)
-    with database.session() as session:
-        session.add(
-            IssuedSession(
+    with database.engine.begin() as connection:
+        connection.execute(
+            insert(SESSIONS).values(
                 id="cksess_1",
                 user_id="u1",
                 secret_sha256="0" * 64,
                 workflow_id="wf_1",
-                status="active",
                 created_at=now,
                 expires_at=now + timedelta(minutes=10),
             )
         )
-    with database.session() as session:
-        stored = session.get(IssuedSession, "cksess_1")
-        assert stored is not None
-        assert stored.user_id == "u1"
+    with database.engine.connect() as connection:
+        stored = connection.execute(select(SESSIONS).where(SESSIONS.c.id == "cksess_1")).one()
+    assert stored.user_id == "u1"
+    assert stored.status == "active"  # the column's default
 
 
 def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():
