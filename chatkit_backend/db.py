@@ -7,25 +7,25 @@ import logging
 import os
 import queue
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect, text
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# The newest Alembic revision. Start-up compares it with the database's and imports Alembic
-# (about 0.4 s) only when they differ; a test keeps it equal to the migrations' head.
+# The newest Alembic revision. Start-up compares it with the database's and runs Alembic (in a
+# child process) only when they differ; a test keeps it equal to the migrations' head.
 SCHEMA_REVISION = "0002_analytics"
 EXTENSION_KEY = "chatkit_db"
 # SQLite waits this long for another connection's write lock (busy timeout, and the switch to WAL).
@@ -40,32 +40,23 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-
-class Base(DeclarativeBase):
-    """Declarative base of every table the service keeps."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+# Every table the service keeps (chatkit_backend.models imports them all). Core tables, no ORM:
+# the queries are Core statements, and sqlalchemy.orm would add ~55 ms to every start.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Database:
-    """The process's engine and session factory, stored in `app.extensions['chatkit_db']`."""
+    """The process's engine, stored in `app.extensions['chatkit_db']`."""
 
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._committers: dict[str, GroupCommitter[Any]] = {}
         self._committers_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
-        with self.sessions.begin() as session:
-            yield session
 
     def committer(self, name: str, commit: Callable[[list[T]], Any], **options: Any) -> GroupCommitter[T]:
         """This database's GroupCommitter called `name`, created with `commit` and `options` on first use."""
@@ -295,7 +286,7 @@ def get_db() -> Database:
 
 
 def upgrade_schema(url: str, revision: str = "head") -> None:
-    """Bring the schema at `url` to `revision` with Alembic."""
+    """Bring the schema at `url` to `revision` with Alembic, in this process (`flask db upgrade`)."""
     from alembic import command
     from alembic.config import Config
 
@@ -304,6 +295,41 @@ def upgrade_schema(url: str, revision: str = "head") -> None:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
     command.upgrade(config, revision)
+
+
+class SchemaUpgradeError(RuntimeError):
+    """The automatic schema upgrade at start failed; the message carries the migration's error output."""
+
+
+# The child that migrates: the URL comes through its environment (never argv: `ps` shows argv).
+_UPGRADE_CHILD = "import os; from chatkit_backend.db import upgrade_schema; upgrade_schema(os.environ['DATABASE_URL'])"
+
+
+def upgrade_schema_in_child(url: str) -> None:
+    """Run `upgrade_schema(url)` in a child Python: Alembic and Mako (~11 MiB) never load in this process."""
+    root = str(MIGRATIONS_DIR.parent)
+    env = {**os.environ, "DATABASE_URL": url}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
+    command = [sys.executable, "-c", _UPGRADE_CHILD]  # fixed code; only the environment varies
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        output = redact_password(result.stderr.strip() or result.stdout.strip(), url)
+        raise SchemaUpgradeError(
+            f"upgrading the database schema to {SCHEMA_REVISION} failed (exit status {result.returncode}):\n"
+            + output[-4000:]
+        )
+
+
+def redact_password(text: str, url: str) -> str:
+    """`text` with the password of `url` (as written in it and decoded) replaced by ***."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    for secret in {password, unquote(password or "")}:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _auto_upgrade(database: Database, lock_dir: Path) -> None:
@@ -315,7 +341,10 @@ def _auto_upgrade(database: Database, lock_dir: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if database.schema_revision() != SCHEMA_REVISION:
             log.info("upgrading the database schema to %s", SCHEMA_REVISION)
-            upgrade_schema(database.url)
+            upgrade_schema_in_child(database.url)
+            found = database.schema_revision()
+            if found != SCHEMA_REVISION:  # e.g. an in-memory database: the child migrated its own
+                raise SchemaUpgradeError(f"the database schema is at {found}, not {SCHEMA_REVISION}, after upgrading")
 
 
 def init_app(app: Flask) -> None:
@@ -329,7 +358,11 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION_KEY] = database
     auto = settings.auto_migrate if settings.auto_migrate is not None else database.is_sqlite
     if auto:
-        _auto_upgrade(database, Path(app.instance_path))
+        try:
+            _auto_upgrade(database, Path(app.instance_path))
+        except Exception:
+            database.engine.dispose()  # the app is never returned: close its connections now
+            raise
     app.cli.add_command(db_cli)
 
 

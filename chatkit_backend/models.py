@@ -1,6 +1,6 @@
-"""Imports every table module so that `Base.metadata` knows the whole schema (Alembic, tests)."""
+"""Imports every table module so that `metadata` knows the whole schema (Alembic, tests)."""
 
-from chatkit_backend.analytics.models import AnalyticsEvent, ErrorGroup, ErrorReport
-from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
+from chatkit_backend.sessions.models import SESSIONS
 
-__all__ = ["AnalyticsEvent", "ErrorGroup", "ErrorReport", "IssuedSession"]
+__all__ = ["ERRORS", "EVENTS", "GROUPS", "SESSIONS"]

@@ -3,10 +3,10 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import chatkit_backend.models  # noqa: F401 - registers every table on Base.metadata
-from chatkit_backend.db import Base
+import chatkit_backend.models  # noqa: F401 - registers every table on metadata
+from chatkit_backend.db import metadata
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_offline() -> None:

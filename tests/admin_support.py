@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from chatkit_backend.analytics.store import ERRORS, EVENTS, GROUPS
-from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.sessions.models import SESSIONS
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 DAY1 = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
@@ -41,16 +41,17 @@ def seed(app: Flask) -> None:
     _backdate(app, ERRORS, ["error:e0", "error:e1", "error:e2", "error:e9"], DAY2)
     with app.extensions["chatkit_db"].engine.begin() as connection:
         connection.execute(update(GROUPS).values(first_seen=DAY2, last_seen=DAY2))
-    with app.extensions["chatkit_db"].session() as session:
-        for i, day in enumerate([DAY1, DAY1, DAY2]):
-            session.add(
-                IssuedSession(
-                    id=f"cksess_{i}",
-                    user_id=f"user-{i}",
-                    secret_sha256=f"{i:064d}",
-                    workflow_id="wf_1",
-                    status="active",
-                    created_at=day,
-                    expires_at=day + timedelta(minutes=10),
-                )
-            )
+    sessions = [
+        {
+            "id": f"cksess_{i}",
+            "user_id": f"user-{i}",
+            "secret_sha256": f"{i:064d}",
+            "workflow_id": "wf_1",
+            "status": "active",
+            "created_at": day,
+            "expires_at": day + timedelta(minutes=10),
+        }
+        for i, day in enumerate([DAY1, DAY1, DAY2])
+    ]
+    with app.extensions["chatkit_db"].engine.begin() as connection:
+        connection.execute(insert(SESSIONS), sessions)

@@ -16,8 +16,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
 
+import chatkit_backend.models  # noqa: F401 - registers every table on metadata
 from chatkit_backend import create_app
-from chatkit_backend.db import Base, normalise_url, upgrade_schema
+from chatkit_backend.db import metadata, normalise_url, upgrade_schema
 from chatkit_backend.request_log import flush_logs
 from tests.chatkit_standin import ChatKitStandin
 
@@ -92,7 +93,7 @@ def postgres_server_url() -> Iterator[str]:
 def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         if names:
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()

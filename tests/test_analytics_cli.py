@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from chatkit_backend.analytics.store import ERRORS, EVENTS, GROUPS
-from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.sessions.models import SESSIONS
 from tests.analytics_support import AnalyticsApps, count_rows
 
 
@@ -88,7 +88,7 @@ def test_prune_deletes_long_expired_sessions_and_keeps_live_ones(app):
             ("cksess_live", now + timedelta(minutes=5)),
         ):
             connection.execute(
-                insert(IssuedSession).values(
+                insert(SESSIONS).values(
                     id=session_id,
                     user_id="u1",
                     secret_sha256=session_id.ljust(64, "0"),
@@ -102,5 +102,5 @@ def test_prune_deletes_long_expired_sessions_and_keeps_live_ones(app):
     assert result.exit_code == 0, result.output
     assert "1 sessions" in result.output
     with app.extensions["chatkit_db"].engine.connect() as connection:
-        remaining = connection.execute(select(IssuedSession.id)).scalars().all()
+        remaining = connection.execute(select(SESSIONS.c.id)).scalars().all()
     assert remaining == ["cksess_live"]

@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import Row, Table, select
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
-from chatkit_backend.analytics.models import AnalyticsEvent, ErrorReport
+from chatkit_backend.analytics.models import ERRORS, EVENTS
 from chatkit_backend.frontend.routes import CHATKIT_SCRIPT_URL
 from tests.browser_support import LiveServer, launch_chromium, require_playwright
 
@@ -134,27 +134,27 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> 
         time.sleep(0.05)
 
 
-def rows(app: Flask, model: type) -> list[Any]:
-    with app.extensions["chatkit_db"].session() as session:
-        return list(session.scalars(select(model).order_by(model.id)))
+def rows(app: Flask, table: Table) -> list[Row[Any]]:
+    with app.extensions["chatkit_db"].engine.connect() as connection:
+        return list(connection.execute(select(table).order_by(table.c.id)))
 
 
-def at_least(app: Flask, model: type, count: int) -> list[Any]:
+def at_least(app: Flask, table: Table, count: int) -> list[Row[Any]]:
     """Poll the table until it holds `count` rows; return them."""
 
-    def enough() -> list[Any] | None:
-        found = rows(app, model)
+    def enough() -> list[Row[Any]] | None:
+        found = rows(app, table)
         return found if len(found) >= count else None
 
-    return wait_for(enough, f"{count} rows in {model.__tablename__}")
+    return wait_for(enough, f"{count} rows in {table.name}")
 
 
-def events_of(app: Flask, count: int) -> list[AnalyticsEvent]:
-    return at_least(app, AnalyticsEvent, count)
+def events_of(app: Flask, count: int) -> list[Row[Any]]:
+    return at_least(app, EVENTS, count)
 
 
-def errors_of(app: Flask, count: int) -> list[ErrorReport]:
-    return at_least(app, ErrorReport, count)
+def errors_of(app: Flask, count: int) -> list[Row[Any]]:
+    return at_least(app, ERRORS, count)
 
 
 def chatkit_state(page: Page) -> dict[str, Any]:
@@ -275,7 +275,7 @@ def test_cross_origin_page_from_an_origin_not_allowed_gets_a_network_error_and_n
     assert seen["failure"]["status"] == 0
     # The preflight was refused, so no POST ran: no session upstream, no error report stored.
     assert session_users(chatkit_standin) == []
-    assert rows(app, ErrorReport) == []
+    assert rows(app, ERRORS) == []
 
 
 @pytest.mark.parametrize(

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, insert, inspect, make_url, select, text
 
-from chatkit_backend.db import SCHEMA_REVISION, Base, Database, GroupCommitter, call_blocking
-from chatkit_backend.models import IssuedSession
+from chatkit_backend.db import (
+    SCHEMA_REVISION,
+    Database,
+    GroupCommitter,
+    SchemaUpgradeError,
+    call_blocking,
+    metadata,
+    normalise_url,
+    redact_password,
+)
+from chatkit_backend.models import SESSIONS
+from tests.conftest import PG_URL, port_open, service_missing
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_model_table_is_created_by_the_migrations(make_app, database_url):
     app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="true")
     engine = app.extensions["chatkit_db"].engine
     tables = set(inspect(engine).get_table_names())
-    assert {table.name for table in Base.metadata.sorted_tables} <= tables
+    assert {table.name for table in metadata.sorted_tables} <= tables
     assert app.extensions["chatkit_db"].schema_revision() == SCHEMA_REVISION
 
 
@@ -31,6 +46,72 @@ def test_an_empty_sqlite_file_gets_the_schema_at_start(make_app, tmp_path):
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
     engine.dispose()
+
+
+def test_start_migrates_a_new_sqlite_file_in_a_child_process_and_never_loads_alembic(tmp_path):
+    # The worker that migrates must not keep Alembic and Mako (~11 MiB) for its whole life.
+    script = (
+        "import json, sys\n"
+        "from chatkit_backend import create_app\n"
+        "app = create_app()\n"
+        "print(json.dumps({'revision': app.extensions['chatkit_db'].schema_revision(),\n"
+        "                  'loaded': sorted(m for m in ('alembic', 'mako') if m in sys.modules)}))\n"
+    )
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "PATH": "/usr/bin:/bin",
+        "CHATKIT_ENV": "test",
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'child.sqlite3'}",
+    }
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"revision": SCHEMA_REVISION, "loaded": []}
+
+
+@pytest.fixture
+def postgres_at_unknown_revision() -> Iterator[str]:
+    """A new PostgreSQL database whose alembic_version names a revision no migration has, dropped after."""
+    if not port_open(PG_URL, 5432):
+        service_missing("PostgreSQL", PG_URL)
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    name = f"chatkit_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = normalise_url(PG_URL).rsplit("/", 1)[0] + "/" + name
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('no_such_revision')"))
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_failing_automatic_migration_stops_start_with_its_error_and_without_the_password(
+    make_app, postgres_at_unknown_revision
+):
+    url = make_url(postgres_at_unknown_revision)
+    if url.password is None:  # the test server trusts local connections: a made-up password connects too
+        url = url.set(password="pw-s3cret/x")
+    with pytest.raises(SchemaUpgradeError) as caught:
+        make_app(DATABASE_URL=url.render_as_string(hide_password=False), CHATKIT_AUTO_MIGRATE="true")
+    message = str(caught.value)
+    assert f"upgrading the database schema to {SCHEMA_REVISION} failed" in message
+    assert "no_such_revision" in message  # the child's own error
+    assert str(url.password) not in message
+
+
+def test_redact_password_hides_the_password_as_written_and_decoded():
+    url = "postgresql+psycopg://app:pw%2Fs3cret@db.example:5432/app"
+    output = f"could not parse {url}; password pw/s3cret"
+    assert (
+        redact_password(output, url) == "could not parse postgresql+psycopg://app:***@db.example:5432/app; password ***"
+    )
+    assert redact_password("no password here", "sqlite:////tmp/x.sqlite3") == "no password here"
 
 
 def test_default_database_is_a_sqlite_file_in_the_instance_folder(make_app, base_config):
@@ -85,28 +166,27 @@ def test_db_upgrade_command_creates_the_schema(make_app, database_url):
     assert app.extensions["chatkit_db"].schema_revision() == SCHEMA_REVISION
 
 
-def test_rows_round_trip_through_a_session(make_app, database_url):
+def test_rows_round_trip_through_the_engine_with_column_defaults(make_app, database_url):
     from datetime import UTC, datetime, timedelta
 
     app = make_app(DATABASE_URL=database_url, CHATKIT_AUTO_MIGRATE="true")
     database = app.extensions["chatkit_db"]
     now = datetime.now(UTC)
-    with database.session() as session:
-        session.add(
-            IssuedSession(
+    with database.engine.begin() as connection:
+        connection.execute(
+            insert(SESSIONS).values(
                 id="cksess_1",
                 user_id="u1",
                 secret_sha256="0" * 64,
                 workflow_id="wf_1",
-                status="active",
                 created_at=now,
                 expires_at=now + timedelta(minutes=10),
             )
         )
-    with database.session() as session:
-        stored = session.get(IssuedSession, "cksess_1")
-        assert stored is not None
-        assert stored.user_id == "u1"
+    with database.engine.connect() as connection:
+        stored = connection.execute(select(SESSIONS).where(SESSIONS.c.id == "cksess_1")).one()
+    assert stored.user_id == "u1"
+    assert stored.status == "active"  # the column's default
 
 
 def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from chatkit_backend import create_app
 from chatkit_backend.config import Settings
-from chatkit_backend.openapi import build_document
+from chatkit_backend.openapi.document import build_document
 from tests.chatkit_standin import ChatKitStandin
 
 MAX_EXAMPLES = 150

@@ -9,7 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 import chatkit_backend.models  # noqa: F401 - registers every table
-from chatkit_backend.db import MIGRATIONS_DIR, SCHEMA_REVISION, Base, normalise_url, upgrade_schema
+from chatkit_backend.db import MIGRATIONS_DIR, SCHEMA_REVISION, metadata, normalise_url, upgrade_schema
 
 
 def test_schema_revision_is_alembic_head():
@@ -23,6 +23,6 @@ def test_migrations_match_models(database_url, tmp_path):
     upgrade_schema(url)
     engine = create_engine(url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
     engine.dispose()
     assert diff == []

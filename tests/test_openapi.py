@@ -7,7 +7,7 @@ import re
 import pytest
 import schemathesis
 
-from chatkit_backend.openapi import build_document
+from chatkit_backend.openapi.document import build_document
 
 # Methods Flask adds by itself; they are not operations of their own.
 _IMPLICIT = {"HEAD", "OPTIONS"}
@@ -33,7 +33,7 @@ def test_every_registered_route_is_documented_and_nothing_else(make_app, admin_t
     app = make_app(CHATKIT_ADMIN_TOKEN=admin_token) if admin_token else make_app()
     document = app.test_client().get("/openapi.json").get_json()
     registered, documented = _registered(app), _documented(document)
-    assert registered - documented == set(), "registered but missing from chatkit_backend/openapi.py"
+    assert registered - documented == set(), "registered but missing from chatkit_backend/openapi/document.py"
     assert documented - registered == set(), "documented but no longer registered"
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import Row, create_engine, select
 
 from chatkit_backend.db import normalise_url
 from chatkit_backend.request_log import flush_logs
-from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.sessions import models
 from chatkit_backend.sessions.registry import secret_digest
 
 SESSIONS = "/v1/chatkit/sessions"
@@ -25,11 +26,11 @@ def browser(session_app):
     return session_app.test_client()
 
 
-def _rows(database_url: str) -> list[IssuedSession]:
+def _rows(database_url: str) -> list[Row[Any]]:
     engine = create_engine(normalise_url(database_url))
     try:
         with engine.connect() as connection:
-            return list(connection.execute(select(IssuedSession.__table__)))
+            return list(connection.execute(select(models.SESSIONS)))
     finally:
         engine.dispose()
 

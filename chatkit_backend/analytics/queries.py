@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, distinct, func, literal_column, select
 
-from chatkit_backend.analytics.store import ERRORS, EVENTS, GROUPS
-from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
+from chatkit_backend.sessions.models import SESSIONS
 
-SESSIONS: Table = IssuedSession.__table__  # type: ignore[assignment]
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 2000
 EXPORT_TABLES = {"events": EVENTS, "errors": ERRORS}

@@ -16,16 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, Table, case
 
 from chatkit_backend.analytics.error_groups import top_frame
-from chatkit_backend.analytics.models import AnalyticsEvent, ErrorGroup, ErrorReport
+from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
 from chatkit_backend.analytics.spool import Record, Spool
 from chatkit_backend.db import Database, GroupCommitter
 from chatkit_backend.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-EVENTS: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
-ERRORS: Table = ErrorReport.__table__  # type: ignore[assignment]
-GROUPS: Table = ErrorGroup.__table__  # type: ignore[assignment]
 
 STORED, SPOOLED, UNAVAILABLE = "stored", "spooled", "unavailable"
 WAIT_SECONDS = 25.0  # below gunicorn's 30 s worker timeout

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from sqlalchemy import Column, DateTime, String, Table
 
-from sqlalchemy import DateTime, String
-from sqlalchemy.orm import Mapped, mapped_column
+from chatkit_backend.db import metadata
 
-from chatkit_backend.db import Base
-
-
-class IssuedSession(Base):
-    """One ChatKit session created for a user; `replaced_by` links a refreshed session to its successor."""
-
-    __tablename__ = "chatkit_sessions"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255), index=True)
-    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    workflow_id: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="active")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    replaced_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+# One ChatKit session created for a user; `replaced_by` links a refreshed session to its successor.
+SESSIONS = Table(
+    "chatkit_sessions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("user_id", String(255), nullable=False, index=True),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("workflow_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    Column("replaced_by", String(128), nullable=True),
+)

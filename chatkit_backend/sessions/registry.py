@@ -6,14 +6,14 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 
 from chatkit_backend.db import Database, GroupCommitter
-from chatkit_backend.sessions.models import IssuedSession
+from chatkit_backend.sessions.models import SESSIONS
 from chatkit_backend.upstream import ChatKitSession
 
 # Built once: a statement built per request (`insert(...).values(...)`) costs more than the insert.
-_INSERT = insert(IssuedSession)
+_INSERT = insert(SESSIONS)
 # Below gunicorn's 30 s worker timeout; SQLite's busy timeout is 15 s.
 RECORD_WAIT_SECONDS = 20.0
 
@@ -53,34 +53,33 @@ class SessionRegistry:
         database = self.database
 
         def insert_rows(rows: list[dict[str, Any]]) -> None:
-            # A Core executemany: the ORM's unit of work costs more than the insert itself.
+            # One executemany for the whole batch.
             with database.engine.begin() as connection:
                 connection.execute(_INSERT, rows)
 
         return database.committer("session-registry-committer", insert_rows, wait_seconds=RECORD_WAIT_SECONDS)
 
-    def find_by_secret(self, client_secret: str) -> IssuedSession | None:
-        """The issued session with this secret, whoever it belongs to."""
-        with self.database.session() as db:
-            return db.scalars(
-                select(IssuedSession).where(IssuedSession.secret_sha256 == secret_digest(client_secret))
-            ).first()
+    def find_by_secret(self, client_secret: str) -> Row[Any] | None:
+        """The issued session (a row of `chatkit_sessions`) with this secret, whoever it belongs to."""
+        query = select(SESSIONS).where(SESSIONS.c.secret_sha256 == secret_digest(client_secret))
+        with self.database.engine.connect() as connection:
+            return connection.execute(query).first()
 
-    def active_for(self, user: str) -> list[IssuedSession]:
-        """`user`'s sessions that are neither cancelled nor expired."""
-        with self.database.session() as db:
-            query = select(IssuedSession).where(
-                IssuedSession.user_id == user,
-                IssuedSession.status == "active",
-                IssuedSession.expires_at > datetime.now(UTC),
-            )
-            return list(db.scalars(query.order_by(IssuedSession.created_at)))
+    def active_for(self, user: str) -> list[Row[Any]]:
+        """`user`'s sessions (rows of `chatkit_sessions`) that are neither cancelled nor expired."""
+        query = select(SESSIONS).where(
+            SESSIONS.c.user_id == user,
+            SESSIONS.c.status == "active",
+            SESSIONS.c.expires_at > datetime.now(UTC),
+        )
+        with self.database.engine.connect() as connection:
+            return list(connection.execute(query.order_by(SESSIONS.c.created_at)))
 
     def mark_cancelled(self, session_id: str, *, replaced_by: str | None = None) -> None:
         """Record that a session was cancelled (by a refresh, when `replaced_by` is set, or by logout)."""
-        with self.database.session() as db:
-            db.execute(
-                update(IssuedSession)
-                .where(IssuedSession.id == session_id)
+        with self.database.engine.begin() as connection:
+            connection.execute(
+                update(SESSIONS)
+                .where(SESSIONS.c.id == session_id)
                 .values(status="cancelled", cancelled_at=datetime.now(UTC), replaced_by=replaced_by)
             )

@@ -2,20 +2,15 @@
 
 A plain dict built here (no runtime dependency). tests/test_openapi.py fails when a registered
 route is missing from it or a documented one no longer exists; tests/test_fuzz.py fuzzes the app
-against it with schemathesis.
+against it with schemathesis. Imported on the first request of the document, not at start.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
-
 from chatkit_backend.config import Settings
-from chatkit_backend.rate_limits import limiter
 from chatkit_backend.sessions.validation import MAX_SECRET_LENGTH, MAX_STATE_STRING, MAX_THREADS_PAGE
-
-bp = Blueprint("openapi", __name__)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 THREAD_ID_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
@@ -641,10 +636,3 @@ def build_document(settings: Settings) -> dict[str, Any]:
             "adminToken": {"type": "http", "scheme": "bearer", "description": "CHATKIT_ADMIN_TOKEN"}
         }
     return document
-
-
-@bp.get("/openapi.json")
-@limiter.exempt
-def openapi_document():
-    """The OpenAPI document, as JSON."""
-    return build_document(current_app.config["SETTINGS"])
