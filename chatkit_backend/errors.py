@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import re
+import time
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -143,7 +144,18 @@ def _handle_http_exception(error: HTTPException) -> Response:
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
     if isinstance(error, RateLimitExceeded):
         message = f"Rate limit of {error.description} exceeded; retry after the number of seconds in Retry-After."
+        headers["Retry-After"] = _seconds_until_reset()
     return error_response(ApiError(code, message, status, headers=headers))
+
+
+def _seconds_until_reset() -> str:
+    """Seconds until the breached rate limit lets this client through again (at least 1)."""
+    from chatkit_backend.rate_limits import limiter
+
+    breached = limiter.current_limit
+    if breached is None:
+        return "1"
+    return str(max(breached.reset_at - int(time.time()), 1))
 
 
 def _handle_unexpected(error: Exception) -> Response:

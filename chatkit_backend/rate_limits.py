@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 from chatkit_backend import rate_limit_storage
@@ -56,7 +56,9 @@ def threads_limit() -> str:
 # One module-level extension object (the init_app pattern); routes decorate with `limiter.limit`.
 limiter = Limiter(
     key_func=client_address,
-    headers_enabled=True,
+    # No X-RateLimit-* headers on every answer (they cost a storage read per limit per request and
+    # the ChatKit page has no use for them); a 429 carries Retry-After (errors.py).
+    headers_enabled=False,
     in_memory_fallback_enabled=True,
     swallow_errors=True,
     # O(1) per hit in memory and in Redis, and no burst of twice the limit at a window's edge.
@@ -74,22 +76,6 @@ def storage_is_healthy() -> bool:
         return False
 
 
-def _remember_own_retry_after(response: Response) -> Response:
-    g.own_retry_after = response.headers.get("Retry-After")
-    return response
-
-
-def _restore_own_retry_after(response: Response) -> Response:
-    # flask-limiter stamps every limited response with Retry-After = max(own, its window reset):
-    # only its own 429s should carry the window; other answers keep their own value or none.
-    if response.status_code != 429 and "own_retry_after" in g:
-        if g.own_retry_after is None:
-            response.headers.pop("Retry-After", None)
-        else:
-            response.headers["Retry-After"] = g.own_retry_after
-    return response
-
-
 def init_app(app: Flask) -> None:
     """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI."""
     settings = app.config["SETTINGS"]
@@ -105,7 +91,4 @@ def init_app(app: Flask) -> None:
     # flask-limiter keeps the first app's key prefix forever; re-read it for each app this
     # process builds (tests build many), so each app's counters stay under its own prefix.
     limiter._key_prefix = ""
-    # after_request hooks run in reverse order: the first registered here runs after the limiter's.
-    app.after_request(_restore_own_retry_after)
     limiter.init_app(app)
-    app.after_request(_remember_own_retry_after)
