@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,21 +76,29 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, migrated to head, dropped at the end."""
+@contextmanager
+def new_postgres_database() -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL server, dropped on exit."""
     if not port_open(PG_URL, 5432):
         service_missing("PostgreSQL", PG_URL)
     admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
     name = f"chatkit_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = normalise_url(PG_URL).rsplit("/", 1)[0] + "/" + name
-    upgrade_schema(url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield normalise_url(PG_URL).rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head, dropped at the end."""
+    with new_postgres_database() as url:
+        upgrade_schema(url)
+        yield url
 
 
 def _truncate_all(url: str) -> None:

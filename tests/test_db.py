@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +21,10 @@ from chatkit_backend.db import (
     SchemaUpgradeError,
     call_blocking,
     metadata,
-    normalise_url,
     redact_password,
 )
 from chatkit_backend.models import SESSIONS
-from tests.conftest import PG_URL, port_open, service_missing
+from tests.conftest import new_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,22 +70,13 @@ def test_start_migrates_a_new_sqlite_file_in_a_child_process_and_never_loads_ale
 @pytest.fixture
 def postgres_at_unknown_revision() -> Iterator[str]:
     """A new PostgreSQL database whose alembic_version names a revision no migration has, dropped after."""
-    if not port_open(PG_URL, 5432):
-        service_missing("PostgreSQL", PG_URL)
-    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"chatkit_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = normalise_url(PG_URL).rsplit("/", 1)[0] + "/" + name
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
-        connection.execute(text("INSERT INTO alembic_version VALUES ('no_such_revision')"))
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with new_postgres_database() as url:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+            connection.execute(text("INSERT INTO alembic_version VALUES ('no_such_revision')"))
+        engine.dispose()
+        yield url
 
 
 @pytest.mark.postgres
