@@ -15,10 +15,11 @@ load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service star
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 # One gevent worker per core (measured with `python -m bench` on 2 cores, docs/BENCHMARKS.md): a
 # request waiting on the upstream costs a greenlet, not a thread, so one process carries hundreds of
-# concurrent upstream calls, with none of the thread switching and GIL contention of gthread (4
-# workers x 64 threads served 0.6x the session throughput of 2 gevent workers at 0 ms upstream
-# latency). gunicorn patches the standard library (sockets, threads, time.sleep) for gevent before
-# the app is imported; psycopg 3 waits cooperatively under gevent, SQLite calls are short.
+# concurrent upstream calls, with none of the thread hand-offs and GIL contention of gthread (4
+# workers x 64 threads served 0.55-0.8x the session throughput of 2 gevent workers at 0 ms upstream
+# latency in A/B runs). gunicorn patches the standard library (sockets, threads, time.sleep) for
+# gevent before the app is imported; psycopg 3 waits cooperatively under gevent, and the group
+# commits, where SQLite may block, run in gevent's native thread pool (db.call_blocking).
 workers = int(os.environ.get("WEB_CONCURRENCY", str(len(os.sched_getaffinity(0)))))
 # With gunicorn's own error pages (request line or header too long, malformed request) answered
 # as the JSON error contract.
