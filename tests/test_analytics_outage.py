@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -173,3 +174,44 @@ def test_torn_last_line_of_the_spool_is_skipped(tmp_path):
     assert spool.replay(replayed.extend) == 1
     assert [row["event_key"] for _, row in replayed] == ["a"]
     assert not spool.has_pending()
+
+
+def spooled_event(key: str, **changes) -> str:
+    """One spool line: an events row as the store writes it, with `changes` applied."""
+    row = {
+        "event_key": key,
+        "kind": "message",
+        "event": None,
+        "name": None,
+        "thread_id": None,
+        "item_id": None,
+        "client_timestamp": None,
+        "received_at": "2026-11-20T10:00:00+00:00",
+        "user_id": None,
+        "request_id": None,
+        "user_agent": None,
+        "client_address": None,
+        "data": None,
+        "extra": None,
+        **changes,
+    }
+    return json.dumps(["events", row]) + "\n"
+
+
+def test_a_row_the_database_refuses_is_set_aside_and_the_rest_of_the_spool_is_stored(analytics_app, database_url):
+    app = analytics_app(DATABASE_URL=database_url)
+    spool: Spool = app.extensions["chatkit_analytics"].spool
+    # kind is NOT NULL: the database refuses this row on every retry.
+    spool.path.write_text(
+        spooled_event("message:a") + spooled_event("message:poison", kind=None) + spooled_event("message:b")
+    )
+    result = app.test_cli_runner().invoke(args=["analytics", "replay-spool"])
+    assert result.exit_code == 0, result.output
+    assert sorted(stored_ids(app)) == ["message:a", "message:b"]
+    assert not spool.has_pending()
+    kept = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+    assert [row["event_key"] for _, row in kept] == ["message:poison"]
+    # The rejected file is for the operator: later replays leave it alone.
+    app.test_cli_runner().invoke(args=["analytics", "replay-spool"])
+    assert sorted(stored_ids(app)) == ["message:a", "message:b"]
+    assert len(spool.rejected_path.read_text().splitlines()) == 1

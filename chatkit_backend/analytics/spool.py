@@ -56,28 +56,18 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @property
+    def rejected_path(self) -> Path:
+        """Where rows the database refuses for good are kept for the operator (never replayed)."""
+        return self.path.with_name(self.path.name + ".rejected")
+
     def append(self, records: list[Record]) -> None:
         """Append and fsync; when this returns, the records survive a crash. Raises OSError."""
-        lines = "".join(json.dumps(record, default=_encode, separators=(",", ":")) + "\n" for record in records)
-        created = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            with _locked(self.path) as handle:
-                # A replay may have renamed the file while we waited for the lock: write to the new one.
-                if os.fstat(handle.fileno()).st_ino != self._inode():
-                    continue
-                handle.write(lines)
-                handle.flush()
-                os.fsync(handle.fileno())
-                break
-        if created:
-            _fsync_directory(self.path.parent)
+        _append_synced(self.path, records)
 
-    def _inode(self) -> int | None:
-        try:
-            return self.path.stat().st_ino
-        except OSError:
-            return None
+    def reject(self, records: list[Record]) -> None:
+        """Keep `records`, which the database refuses whatever the retry, in the rejected file. Raises OSError."""
+        _append_synced(self.rejected_path, records)
 
     def _claimed(self) -> list[Path]:
         return sorted(self.path.parent.glob(self.path.name + ".replaying-*"))
@@ -136,6 +126,30 @@ class Spool:
             write(batch)
             total += len(batch)
         return total
+
+
+def _append_synced(path: Path, records: list[Record]) -> None:
+    lines = "".join(json.dumps(record, default=_encode, separators=(",", ":")) + "\n" for record in records)
+    created = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        with _locked(path) as handle:
+            # A replay may have renamed the spool while we waited for the lock: write to the new one.
+            if os.fstat(handle.fileno()).st_ino != _inode(path):
+                continue
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+            break
+    if created:
+        _fsync_directory(path.parent)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
 
 
 def _fsync_directory(directory: Path) -> None:

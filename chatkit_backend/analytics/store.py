@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import Any
 
 from sqlalchemy import Connection, Table, case
+from sqlalchemy.exc import DataError, IntegrityError
 
 from chatkit_backend.analytics.error_groups import top_frame
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
@@ -145,8 +146,7 @@ class EventStore:
 
     def _commit(self, records: list[Record]) -> str:
         try:
-            with self.database.engine.begin() as connection:
-                write_records(connection, records)
+            self._write(records)
             return STORED
         except Exception as error:  # noqa: BLE001 - whatever stops the commit, the spool takes the rows
             log.warning("analytics commit failed (%s); spooling %d rows", type(error).__name__, len(records))
@@ -181,5 +181,28 @@ class EventStore:
         return count
 
     def _write_replayed(self, records: list[Record]) -> None:
+        try:
+            self._write(records)
+        except (DataError, IntegrityError):
+            # Not an outage: the database refuses a row, and would on every retry. Store the rows one
+            # by one and keep the refused ones aside, so they cannot hold back the rest forever.
+            self._write_one_by_one(records)
+
+    def _write_one_by_one(self, records: list[Record]) -> None:
+        rejected = []
+        for record in records:
+            try:
+                self._write([record])
+            except (DataError, IntegrityError):
+                rejected.append(record)
+        if rejected:
+            self.spool.reject(rejected)
+            log.error(
+                "analytics: the database refused %d spooled rows; kept in %s",
+                len(rejected),
+                self.spool.rejected_path,
+            )
+
+    def _write(self, records: list[Record]) -> None:
         with self.database.engine.begin() as connection:
             write_records(connection, records)
