@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -35,7 +36,7 @@ def current_user() -> str:
     if settings.identity_mode != "anonymous":
         raise ApiError("unauthorized", _missing_identity_message(settings), 401)
     raw = "anon_" + secrets.token_urlsafe(18)
-    g.chatkit_new_anonymous_id = raw
+    g.chatkit_cookie_to_set = raw
     return _remember(settings, raw)
 
 
@@ -85,10 +86,18 @@ def _anonymous_user(settings: Settings) -> str | None:
     if not cookie:
         return None
     try:
-        raw = _cookie_serializer(settings).loads(cookie, max_age=settings.cookie_max_age)
+        raw, signed_at = _cookie_serializer(settings).loads(
+            cookie, max_age=settings.cookie_max_age, return_timestamp=True
+        )
     except BadSignature:  # tampered, unsigned or expired: never the claimed id
         return None
-    return raw if isinstance(raw, str) and raw.startswith("anon_") else None
+    if not (isinstance(raw, str) and raw.startswith("anon_")):
+        return None
+    if (datetime.now(UTC) - signed_at).total_seconds() > settings.cookie_max_age / 2:
+        # Past half its life: signed again with the same id, so a returning visitor keeps their
+        # threads; only a visitor away for CHATKIT_COOKIE_MAX_AGE loses the identity.
+        g.chatkit_cookie_to_set = raw
+    return raw
 
 
 def _jwt_user(settings: Settings) -> str | None:
@@ -139,7 +148,7 @@ def _missing_identity_message(settings: Settings) -> str:
 
 
 def _set_identity_cookie(response: Response) -> Response:
-    raw = g.get("chatkit_new_anonymous_id")
+    raw = g.get("chatkit_cookie_to_set")
     if raw is None:
         return response
     settings = _settings()
@@ -157,5 +166,5 @@ def _set_identity_cookie(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Set the anonymous identity cookie on responses of requests that created one."""
+    """Set the anonymous identity cookie on answers to requests that created one or found it past half its life."""
     app.after_request(_set_identity_cookie)
