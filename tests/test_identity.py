@@ -118,47 +118,37 @@ def test_cookie_max_age_is_configurable(make_app):
     assert "Max-Age=3600" in _cookie(app.test_client().get("/_probe/current"))
 
 
-def _cookie_signed_seconds_ago(app: Flask, client, seconds: int, monkeypatch) -> tuple[str, str]:
-    """(user, cookie value) of an anonymous identity whose cookie was signed `seconds` ago."""
-    user_response = client.get("/_probe/current")
-    signed_now = _cookie(user_response).split(";")[0].split("=", 1)[1]
-    settings = app.config["SETTINGS"]
-    raw = identity._cookie_serializer(settings).loads(signed_now)
+def _client_with_cookie_signed_ago(make_app, monkeypatch, seconds: int):
+    """(client, user, cookie value): a client holding an identity cookie signed `seconds` ago (max age 1 h)."""
+    app = _with_probe(make_app(CHATKIT_COOKIE_MAX_AGE="3600"))
+    client = app.test_client()
+    user = client.get("/_probe/current").get_json()["user"]  # the raw id: no CHATKIT_USER_ID_HMAC_KEY here
     then = time.time() - seconds
     with monkeypatch.context() as patched:
         patched.setattr(itsdangerous.timed.time, "time", lambda: then)
-        old = identity._cookie_serializer(settings).dumps(raw)
-    return user_response.get_json()["user"], old
+        old = identity._cookie_serializer(app.config["SETTINGS"]).dumps(user)
+    client.set_cookie("chatkit_uid", old)
+    return client, user, old
 
 
 def test_a_cookie_past_half_its_life_is_signed_again_with_the_same_id(make_app, monkeypatch):
-    app = _with_probe(make_app(CHATKIT_COOKIE_MAX_AGE="3600"))
-    client = app.test_client()
-    user, old = _cookie_signed_seconds_ago(app, client, 2000, monkeypatch)
-    client.set_cookie("chatkit_uid", old)
+    client, user, old = _client_with_cookie_signed_ago(make_app, monkeypatch, 2000)
     response = client.get("/_probe/current")
     assert response.get_json()["user"] == user
-    renewed = _cookie(response).split(";")[0].split("=", 1)[1]
-    assert renewed != old
+    assert _cookie(response).split(";")[0].split("=", 1)[1] != old
     assert "Max-Age=3600" in _cookie(response)
     assert client.get("/_probe/peek").get_json()["user"] == user  # the renewed cookie is accepted
 
 
 def test_a_young_cookie_is_not_sent_again(make_app, monkeypatch):
-    app = _with_probe(make_app(CHATKIT_COOKIE_MAX_AGE="3600"))
-    client = app.test_client()
-    user, young = _cookie_signed_seconds_ago(app, client, 1000, monkeypatch)
-    client.set_cookie("chatkit_uid", young)
+    client, user, _ = _client_with_cookie_signed_ago(make_app, monkeypatch, 1000)
     response = client.get("/_probe/current")
     assert response.get_json()["user"] == user
     assert not response.headers.getlist("Set-Cookie")
 
 
 def test_an_expired_cookie_is_never_renewed(make_app, monkeypatch):
-    app = _with_probe(make_app(CHATKIT_COOKIE_MAX_AGE="3600"))
-    client = app.test_client()
-    user, expired = _cookie_signed_seconds_ago(app, client, 4000, monkeypatch)
-    client.set_cookie("chatkit_uid", expired)
+    client, user, _ = _client_with_cookie_signed_ago(make_app, monkeypatch, 4000)
     assert client.get("/_probe/peek").get_json()["user"] is None
     assert client.get("/_probe/current").get_json()["user"] != user
 
