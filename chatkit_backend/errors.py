@@ -13,6 +13,8 @@ from flask import Flask, Response, g, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
+from chatkit_backend.rate_limits import limiter
+
 log = logging.getLogger(__name__)
 
 # Werkzeug's own exceptions, by status, mapped onto our codes.
@@ -150,8 +152,6 @@ def _handle_http_exception(error: HTTPException) -> Response:
 
 def _seconds_until_reset() -> str:
     """Seconds until the breached rate limit lets this client through again (at least 1)."""
-    from chatkit_backend.rate_limits import limiter
-
     breached = limiter.current_limit
     if breached is None:
         return "1"
