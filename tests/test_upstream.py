@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -254,3 +257,67 @@ def test_the_key_is_never_logged(make_app, chatkit_config, chatkit_standin, capl
     captured = capfd.readouterr()
     assert chatkit_standin.api_key not in caplog.text
     assert chatkit_standin.api_key not in captured.err + captured.out
+
+
+class _RecordingUpstream(ThreadingHTTPServer):
+    """Answers every request with a valid session and a Set-Cookie, and keeps each request line and Cookie header."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.seen.append((self.requestline, self.headers.get("Cookie")))
+                body = json.dumps(
+                    {"id": "cksess_1", "client_secret": "ek_1", "expires_at": 2_000_000_000, "workflow": {"id": "wf"}}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Set-Cookie", "__cf_bm=edge-cookie; Path=/")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def recording_upstream():
+    server = _RecordingUpstream()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_cookie_set_by_the_upstream_is_not_sent_back_on_later_calls(recording_upstream):
+    # One client serves every user: a cookie from one call (an edge proxy's, say) must not ride along on the next.
+    base = f"http://127.0.0.1:{recording_upstream.server_address[1]}"
+    client = HostedChatKit(
+        Settings.from_env(
+            {"CHATKIT_ENV": "test", "OPENAI_API_KEY": "sk-x", "CHATKIT_WORKFLOW_ID": "wf", "CHATKIT_API_BASE": base}
+        )
+    )
+    client.create_session("alice")
+    client.create_session("bob")
+    assert [cookie for _, cookie in recording_upstream.seen] == [None, None]
+
+
+def test_the_environments_proxy_is_used_for_the_upstream(recording_upstream, monkeypatch):
+    # The proxy settings are read once, at start; the API host is never resolved here: the proxy is.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{recording_upstream.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    base = "http://chatkit-api.invalid"
+    client = HostedChatKit(
+        Settings.from_env(
+            {"CHATKIT_ENV": "test", "OPENAI_API_KEY": "sk-x", "CHATKIT_WORKFLOW_ID": "wf", "CHATKIT_API_BASE": base}
+        )
+    )
+    assert client.create_session("alice").client_secret == "ek_1"
+    assert recording_upstream.seen[0][0] == f"POST {base}/v1/chatkit/sessions HTTP/1.1"
