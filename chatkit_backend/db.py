@@ -65,6 +65,8 @@ class Database:
             with self._committers_lock:
                 committer = self._committers.get(name)
                 if committer is None:
+                    # psycopg waits for PostgreSQL cooperatively under gevent; SQLite blocks its thread.
+                    options.setdefault("blocking_commit", self.is_sqlite)
                     committer = self._committers[name] = GroupCommitter(name, commit, **options)
         return committer
 
@@ -110,7 +112,8 @@ class GroupCommitter(Generic[T]):
     `idle_seconds` with nothing to do. Hooks, all run on the committer thread: `on_start()` when it
     starts, `after_batch(result)` after the callers of a successful batch are woken, and
     `when_idle()` every `poll_seconds` without work, returning True while it still has background
-    work (the thread then stays).
+    work (the thread then stays). With `blocking_commit`, `commit` may block inside C without
+    yielding to gevent (SQLite) and runs through `call_blocking`.
     """
 
     def __init__(
@@ -125,9 +128,11 @@ class GroupCommitter(Generic[T]):
         on_start: Callable[[], Any] | None = None,
         after_batch: Callable[[Any], Any] | None = None,
         when_idle: Callable[[], bool] | None = None,
+        blocking_commit: bool = False,
     ) -> None:
         self.name = name
         self._commit = commit
+        self._blocking_commit = blocking_commit
         self.max_items = max_items
         self.wait_seconds = wait_seconds
         self.idle_seconds = idle_seconds
@@ -195,7 +200,8 @@ class GroupCommitter(Generic[T]):
             result: Any = None
             error: BaseException | None = None
             try:
-                result = call_blocking(self._commit, [item for pending in group for item in pending.items])
+                batch = [item for pending in group for item in pending.items]
+                result = call_blocking(self._commit, batch) if self._blocking_commit else self._commit(batch)
             except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
                 error = exc
             for pending in group:

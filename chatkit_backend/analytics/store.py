@@ -117,6 +117,7 @@ class EventStore:
             on_start=lambda: self.replay_spool(quiet=True),
             after_batch=self._after_batch,
             when_idle=self._replay_when_due,
+            blocking_commit=database.is_sqlite,
         )
 
     def write(self, records: list[Record]) -> str:
