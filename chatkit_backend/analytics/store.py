@@ -107,8 +107,8 @@ class EventStore:
         self.spool = spool
         self._next_replay = 0.0
         self._next_spool_check = 0.0
-        # The database's generic group commit; a failed commit spools instead of raising.
-        self._committer: GroupCommitter[Record] = GroupCommitter(
+        # The database's group commit; a failed commit spools instead of raising.
+        self._committer: GroupCommitter[Record] = database.committer(
             "analytics-committer",
             self._commit,
             max_items=MAX_GROUP_ROWS,
@@ -117,7 +117,6 @@ class EventStore:
             on_start=lambda: self.replay_spool(quiet=True),
             after_batch=self._after_batch,
             when_idle=self._replay_when_due,
-            blocking_commit=database.is_sqlite,
         )
 
     def write(self, records: list[Record]) -> str:
