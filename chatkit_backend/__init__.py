@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         openapi,
         rate_limits,
         request_log,
+        selfhosted,
         upstream,
     )
     from chatkit_backend.analytics import bp as analytics_bp
@@ -64,6 +65,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(sessions_bp)
+    selfhosted.init_app(app)
     app.register_blueprint(analytics_bp)
     app.register_blueprint(frontend_bp)
     admin.init_app(app)

@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 ENVIRONMENTS = ("production", "development", "test")
 IDENTITY_MODES = ("anonymous", "jwt", "header")
+CHATKIT_MODES = ("self_hosted", "hosted")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
 
 
@@ -48,6 +49,9 @@ class Settings:
     log_level: str = "INFO"
     hsts_seconds: int = 31536000
 
+    # Which ChatKit this service serves: its own server (self_hosted) or hosted workflow sessions
+    chatkit_mode: str = "self_hosted"
+
     # Upstream (hosted ChatKit sessions API)
     openai_api_key: str | None = field(default=None, repr=False)
     workflow_id: str | None = None
@@ -60,6 +64,20 @@ class Settings:
     upstream_max_retries: int = 2
     upstream_retry_budget_seconds: float = 8.0
     upstream_pool_size: int = 256  # keep-alive upstream connections kept per worker
+
+    # Self-hosted ChatKit server (POST /api/chatkit) and its Agents SDK agent
+    openai_base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4.1-mini"
+    instructions: str = "You are a helpful assistant."
+    model_timeout: float = 60.0
+    model_max_retries: int = 2
+    history_items: int = 30
+    tracing_enabled: bool = False
+    domain_key: str | None = None
+    message_rate_limit: str = "30/minute;500/day"
+    message_rate_limit_per_address: str = "120/minute;5000/day"
+    read_rate_limit: str = "300/minute"
+    read_rate_limit_per_address: str = "1200/minute"
 
     # Sessions
     session_expires_seconds: int | None = None
@@ -105,9 +123,21 @@ class Settings:
         return self.env == "development"
 
     @property
+    def self_hosted(self) -> bool:
+        return self.chatkit_mode == "self_hosted"
+
+    @property
     def chatkit_configured(self) -> bool:
-        """True when the hosted sessions API can be called (key and workflow set)."""
-        return bool(self.openai_api_key and self.workflow_id)
+        """True when the hosted sessions API can be called (hosted mode, key and workflow set)."""
+        return not self.self_hosted and bool(self.openai_api_key and self.workflow_id)
+
+    @property
+    def missing_chatkit_settings(self) -> list[str]:
+        """The settings this mode still needs before it can serve a conversation."""
+        needed = [("OPENAI_API_KEY", self.openai_api_key)]
+        if not self.self_hosted:
+            needed.append(("CHATKIT_WORKFLOW_ID", self.workflow_id))
+        return [name for name, value in needed if not value]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +164,9 @@ def _read_all(r: _Reader) -> dict[str, Any]:
     jwt_public_key = r.text("CHATKIT_JWT_PUBLIC_KEY")
     if identity_mode == "jwt" and not (jwt_secret or jwt_public_key):
         r.problem("CHATKIT_IDENTITY_MODE=jwt needs CHATKIT_JWT_SECRET (HS256) or CHATKIT_JWT_PUBLIC_KEY (RS256/ES256)")
+    workflow_id = r.text("CHATKIT_WORKFLOW_ID") or r.text("OPENAI_WORKFLOW_ID")
+    # Unset: deployments that name a hosted workflow keep it; everyone else gets their own server.
+    mode = r.choice("CHATKIT_MODE", "hosted" if workflow_id else "self_hosted", CHATKIT_MODES)
     if identity_mode == "header" and hops < 1:
         r.problem("CHATKIT_IDENTITY_MODE=header needs TRUSTED_PROXY_HOPS >= 1 (the header must come from your proxy)")
     return {
@@ -149,8 +182,9 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "max_content_length": r.integer("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "log_level": r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         "hsts_seconds": r.integer("CHATKIT_HSTS_SECONDS", 31536000, minimum=0),
+        "chatkit_mode": mode,
         "openai_api_key": r.text("OPENAI_API_KEY"),
-        "workflow_id": r.text("CHATKIT_WORKFLOW_ID") or r.text("OPENAI_WORKFLOW_ID"),
+        "workflow_id": workflow_id,
         "workflow_version": r.text("CHATKIT_WORKFLOW_VERSION"),
         "api_base": (r.text("CHATKIT_API_BASE") or "https://api.openai.com").rstrip("/"),
         "openai_organization": r.text("OPENAI_ORGANIZATION"),
@@ -160,6 +194,20 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "upstream_max_retries": r.integer("CHATKIT_MAX_RETRIES", 2, minimum=0, maximum=5),
         "upstream_retry_budget_seconds": r.number("CHATKIT_RETRY_BUDGET_SECONDS", 8.0, minimum=0, maximum=20),
         "upstream_pool_size": r.integer("CHATKIT_UPSTREAM_POOL_SIZE", 256, minimum=1, maximum=1000),
+        "openai_base_url": (r.text("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/"),
+        "model": r.text("CHATKIT_MODEL") or "gpt-4.1-mini",
+        "instructions": r.text("CHATKIT_INSTRUCTIONS") or "You are a helpful assistant.",
+        "model_timeout": r.number("CHATKIT_MODEL_TIMEOUT", 60.0, minimum=1, maximum=600),
+        "model_max_retries": r.integer("CHATKIT_MODEL_MAX_RETRIES", 2, minimum=0, maximum=5),
+        "history_items": r.integer("CHATKIT_HISTORY_ITEMS", 30, minimum=1, maximum=200),
+        "tracing_enabled": r.flag("CHATKIT_TRACING", False),
+        "domain_key": r.text("CHATKIT_DOMAIN_KEY"),
+        "message_rate_limit": r.rate_limit("CHATKIT_MESSAGE_RATE_LIMIT", "30/minute;500/day"),
+        "message_rate_limit_per_address": r.rate_limit(
+            "CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS", "120/minute;5000/day"
+        ),
+        "read_rate_limit": r.rate_limit("CHATKIT_READ_RATE_LIMIT", "300/minute"),
+        "read_rate_limit_per_address": r.rate_limit("CHATKIT_READ_RATE_LIMIT_PER_ADDRESS", "1200/minute"),
         "session_expires_seconds": r.integer("CHATKIT_SESSION_EXPIRES_SECONDS", None, minimum=1, maximum=600),
         "session_max_requests_per_minute": r.integer("CHATKIT_SESSION_MAX_REQUESTS_PER_MINUTE", None, minimum=1),
         "file_upload_enabled": r.flag("CHATKIT_FILE_UPLOAD_ENABLED", None),

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The newest Alembic revision. Start-up compares it with the database's and runs Alembic (in a
 # child process) only when they differ; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0002_analytics"
+SCHEMA_REVISION = "0003_chatkit_store"
 EXTENSION_KEY = "chatkit_db"
 # SQLite waits this long for another connection's write lock (busy timeout, and the switch to WAL).
 SQLITE_BUSY_SECONDS = 15
@@ -69,6 +69,10 @@ class Database:
                     options.setdefault("blocking_commit", self.is_sqlite)
                     committer = self._committers[name] = GroupCommitter(name, commit, **options)
         return committer
+
+    def write(self, function: Callable[..., R], *args: Any) -> R:
+        """`function(*args)` for a function that writes: where SQLite may block in C, off the gevent hub."""
+        return call_blocking(function, *args) if self.is_sqlite else function(*args)
 
     def schema_revision(self) -> str | None:
         """The database's Alembic revision, or None for an empty database."""

@@ -24,7 +24,7 @@ def health():
 @bp.get("/ready")
 @limiter.exempt
 def ready():
-    """Readiness: database reachable, rate-limit storage reachable, ChatKit credentials configured."""
+    """Readiness: database reachable, rate-limit storage reachable, what the ChatKit mode needs configured."""
     settings = current_app.config["SETTINGS"]
     checks: dict[str, dict[str, object]] = {}
     try:
@@ -40,13 +40,11 @@ def ready():
             "ok": False,
             "message": "rate-limit storage unreachable; limits are counted in memory per process",
         }
-    missing = [
-        name
-        for name, value in (("OPENAI_API_KEY", settings.openai_api_key), ("CHATKIT_WORKFLOW_ID", settings.workflow_id))
-        if not value
-    ]
+    missing = settings.missing_chatkit_settings
     checks["chatkit_credentials"] = (
-        {"ok": True} if not missing else {"ok": False, "message": "not configured: " + ", ".join(missing)}
+        {"ok": True, "mode": settings.chatkit_mode}
+        if not missing
+        else {"ok": False, "mode": settings.chatkit_mode, "message": "not configured: " + ", ".join(missing)}
     )
     # Without Redis the limits still hold per process, so the service is degraded, not unready.
     ready_now = checks["database"]["ok"] and checks["chatkit_credentials"]["ok"]

@@ -90,15 +90,18 @@ class UpstreamNotFound(UpstreamError):
 
 
 def not_configured() -> UpstreamError:
-    return UpstreamError(
-        "not_configured",
-        "ChatKit is not configured on this server: set OPENAI_API_KEY and CHATKIT_WORKFLOW_ID.",
-        503,
-    )
+    if current_app.config["SETTINGS"].self_hosted:
+        message = (
+            "This server runs its own ChatKit server (CHATKIT_MODE=self_hosted): point ChatKit's api.url at "
+            "/api/chatkit. Hosted sessions need CHATKIT_MODE=hosted, OPENAI_API_KEY and CHATKIT_WORKFLOW_ID."
+        )
+    else:
+        message = "ChatKit is not configured on this server: set OPENAI_API_KEY and CHATKIT_WORKFLOW_ID."
+    return UpstreamError("not_configured", message, 503)
 
 
 def get_upstream() -> ChatKitUpstream:
-    """The current app's ChatKit client; 503 `not_configured` when the key or workflow is missing."""
+    """The current app's ChatKit client; 503 `not_configured` in self-hosted mode or when a setting is missing."""
     upstream = current_app.extensions.get(EXTENSION_KEY)
     if upstream is None:
         raise not_configured()

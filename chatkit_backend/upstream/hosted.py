@@ -80,7 +80,8 @@ class HostedChatKit:
                 "workflow_not_found",
                 f"ChatKit does not know workflow '{self.settings.workflow_id}' for this API key. Most likely the key "
                 "belongs to another organization or project than the workflow (check OPENAI_ORGANIZATION / "
-                "OPENAI_PROJECT), or CHATKIT_WORKFLOW_ID is wrong.",
+                "OPENAI_PROJECT), or CHATKIT_WORKFLOW_ID is wrong. Hosted Agent Builder workflows were retired on "
+                "2026-11-30: set CHATKIT_MODE=self_hosted to serve ChatKit from this server (docs/selfhosted.md).",
                 502,
             )
         data = self._checked(answer)

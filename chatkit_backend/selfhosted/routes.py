@@ -1,0 +1,151 @@
+"""`POST /api/chatkit`: ChatKit's protocol. Route → identity and limits → validation → ChatKit server → answer.
+
+Every operation is a POST of `{"type", "params"}` to this one URL. Streaming operations answer
+`text/event-stream`; the others JSON. Requests that make the model work (a new message, a retry, a
+tool's output, an action) count against the message limits, the rest against the looser read ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from chatkit_backend.errors import ApiError, get_json_body, validation_error
+from chatkit_backend.identity import current_user
+from chatkit_backend.rate_limits import client_address, limiter, user_key
+from chatkit_backend.selfhosted import get_chatkit
+from chatkit_backend.selfhosted.bridge import ChunkStream, gunicorn_client_gone
+from chatkit_backend.selfhosted.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("selfhosted", __name__, url_prefix="/api/chatkit")
+
+MODEL_REQUEST_TYPES = frozenset(
+    {
+        "threads.create",
+        "threads.add_user_message",
+        "threads.add_client_tool_output",
+        "threads.add_structured_input",
+        "threads.retry_after_item",
+        "threads.custom_action",
+        "threads.sync_custom_action",
+    }
+)
+# Shown in the stream when it fails after it started (the HTTP status is already 200).
+STREAM_FAILED_FRAME = b'data: {"type":"error","code":"stream.error","allow_retry":true}\n\n'
+MAX_DETAILS = 10
+
+
+def _settings() -> Any:
+    return current_app.config["SETTINGS"]
+
+
+def _body() -> Any:
+    """The request's JSON body, parsed once per request (the limits peek at its type)."""
+    if "chatkit_body" not in g:
+        try:
+            g.chatkit_body = get_json_body(required=True)
+        except ApiError as error:
+            g.chatkit_body = error
+    return g.chatkit_body
+
+
+def _calls_model() -> bool:
+    body = _body()
+    return isinstance(body, dict) and body.get("type") in MODEL_REQUEST_TYPES
+
+
+def _reads() -> bool:
+    return not _calls_model()
+
+
+_message_per_user = limiter.limit(
+    lambda: _settings().message_rate_limit, key_func=user_key, scope="chatkit-message-user", exempt_when=_reads
+)
+_message_per_address = limiter.limit(
+    lambda: _settings().message_rate_limit_per_address,
+    key_func=client_address,
+    scope="chatkit-message-address",
+    exempt_when=_reads,
+)
+_read_per_user = limiter.limit(
+    lambda: _settings().read_rate_limit, key_func=user_key, scope="chatkit-read-user", exempt_when=_calls_model
+)
+_read_per_address = limiter.limit(
+    lambda: _settings().read_rate_limit_per_address,
+    key_func=client_address,
+    scope="chatkit-read-address",
+    exempt_when=_calls_model,
+)
+
+
+@bp.post("")
+@_message_per_user
+@_message_per_address
+@_read_per_user
+@_read_per_address
+def chatkit():
+    """One ChatKit operation for the current user: JSON, or a stream of ChatKit events."""
+    chatkit = get_chatkit()
+    body = _body()
+    if isinstance(body, ApiError):
+        raise body
+    server = chatkit.server
+    from chatkit_backend.selfhosted.server import REQUEST_ADAPTER, contract_error, is_streaming_req
+
+    parsed = _validated(REQUEST_ADAPTER, body)
+    context = RequestContext(user=current_user(), request_id=g.get("request_id"), locale=_locale())
+    g.chatkit_request_type = parsed.type
+    try:
+        if not is_streaming_req(parsed):
+            return Response(chatkit.bridge.run(server.handle_json(parsed, context)), mimetype="application/json")
+        stream = chatkit.bridge.stream(server.handle_stream(parsed, context), gunicorn_client_gone(request.environ))
+        try:
+            # Pulled before the status is sent: an unknown thread is a 404, not an error inside a 200 stream.
+            first = next(stream)
+        except BaseException:
+            stream.close()
+            raise
+    except StopIteration:
+        raise ApiError("not_found", "No such item in this thread.", 404) from None
+    except Exception as error:
+        raise contract_error(error) from None
+    return Response(
+        _frames(first, stream, context),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _validated(adapter: Any, body: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return adapter.validate_python(body)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)[:MAX_DETAILS]
+        ]
+        raise validation_error(details, "The body is not a valid ChatKit request.") from None
+
+
+def _frames(first: bytes, stream: ChunkStream, context: RequestContext) -> Iterator[bytes]:
+    """The answer's SSE frames; a failure after the first one ends the stream with ChatKit's error event."""
+    try:
+        yield first
+        yield from stream
+    except Exception:
+        log.exception("chatkit stream failed", extra={"request_id": context.request_id, "user": context.user})
+        yield STREAM_FAILED_FRAME
+    finally:
+        stream.close()
+
+
+def _locale() -> str | None:
+    language = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
+    return language[:35] or None
