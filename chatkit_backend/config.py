@@ -199,13 +199,11 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "instructions": r.text("CHATKIT_INSTRUCTIONS") or "You are a helpful assistant.",
         "model_timeout": r.number("CHATKIT_MODEL_TIMEOUT", 60.0, minimum=1, maximum=600),
         "model_max_retries": r.integer("CHATKIT_MODEL_MAX_RETRIES", 2, minimum=0, maximum=5),
-        "history_items": r.integer("CHATKIT_HISTORY_ITEMS", 30, minimum=1, maximum=200),
+        "history_items": r.integer("CHATKIT_HISTORY_ITEMS", 30, minimum=1, maximum=100),
         "tracing_enabled": r.flag("CHATKIT_TRACING", False),
         "domain_key": r.text("CHATKIT_DOMAIN_KEY"),
         "message_rate_limit": r.rate_limit("CHATKIT_MESSAGE_RATE_LIMIT", "30/minute;500/day"),
-        "message_rate_limit_per_address": r.rate_limit(
-            "CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS", "120/minute;5000/day"
-        ),
+        "message_rate_limit_per_address": r.rate_limit("CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS", "120/minute;5000/day"),
         "read_rate_limit": r.rate_limit("CHATKIT_READ_RATE_LIMIT", "300/minute"),
         "read_rate_limit_per_address": r.rate_limit("CHATKIT_READ_RATE_LIMIT_PER_ADDRESS", "1200/minute"),
         "session_expires_seconds": r.integer("CHATKIT_SESSION_EXPIRES_SECONDS", None, minimum=1, maximum=600),

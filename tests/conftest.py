@@ -25,8 +25,8 @@ from chatkit_backend.db import metadata, normalise_url, upgrade_schema
 from chatkit_backend.request_log import flush_logs
 from tests.chatkit_standin import ChatKitStandin
 
-# Fixtures of the analytics and admin tests (`analytics_app`).
-pytest_plugins = ["tests.analytics_support"]
+# Fixtures of the analytics and admin tests (`analytics_app`) and of the self-hosted ChatKit tests.
+pytest_plugins = ["tests.analytics_support", "tests.selfhosted_support"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -180,6 +180,9 @@ def make_app(base_config: dict[str, str]) -> Iterator[Callable[..., Flask]]:
 
     yield factory
     for app in apps:
+        chatkit = app.extensions.get("chatkit_selfhosted")
+        if chatkit is not None:
+            chatkit.close()
         app.extensions["chatkit_db"].engine.dispose()
         upstream = app.extensions.get("chatkit_upstream")
         if upstream is not None:

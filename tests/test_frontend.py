@@ -67,16 +67,27 @@ def test_the_example_page_loads_chatkit_from_the_cdn_and_wires_it_with_static_fi
     assert " style=" not in html
 
 
-def test_the_example_page_csp_adds_exactly_the_chatkit_cdn_to_scripts(make_app):
+def test_the_example_page_csp_adds_exactly_what_chatkit_needs(make_app):
     client = make_app(CHATKIT_EXAMPLE_PAGE="true").test_client()
     policy = client.get("/example").headers["Content-Security-Policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
     assert directives["script-src"] == "'self' https://cdn.platform.openai.com"
+    assert directives["frame-src"] == "https://cdn.platform.openai.com"
+    assert directives["connect-src"] == "'self' https://api.openai.com"
     assert directives["default-src"] == "'self'"
     assert directives["style-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
     assert "unsafe-inline" not in policy
-    assert policy.count("https://") == 1
+    assert policy.count("https://") == 3
+
+
+@pytest.mark.parametrize("mode", ["self_hosted", "hosted"])
+def test_the_example_page_tells_its_script_the_mode_and_domain_key(make_app, mode):
+    config = {"CHATKIT_EXAMPLE_PAGE": "true", "CHATKIT_MODE": mode, "CHATKIT_DOMAIN_KEY": "domain_pk_example"}
+    html = make_app(config).test_client().get("/example").get_data(as_text=True)
+
+    assert f'data-mode="{mode}"' in html
+    assert 'data-domain-key="domain_pk_example"' in html
 
 
 def test_other_html_pages_keep_the_strict_policy(make_app):

@@ -17,9 +17,11 @@ HELPER_FILENAME = "chatkit-backend.js"
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 CHATKIT_SCRIPT_ORIGIN = "https://cdn.platform.openai.com"
 
-# The app-wide page policy plus exactly one more script origin: OpenAI's CDN for the web component.
+# The app-wide page policy plus what ChatKit's web component needs: its script and its frame come from
+# OpenAI's CDN, and it checks the page's domain key with api.openai.com (docs/frontend.md).
 EXAMPLE_PAGE_CSP = (
-    f"default-src 'self'; script-src 'self' {CHATKIT_SCRIPT_ORIGIN}; style-src 'self'; img-src 'self' data:; "
+    f"default-src 'self'; script-src 'self' {CHATKIT_SCRIPT_ORIGIN}; frame-src {CHATKIT_SCRIPT_ORIGIN}; "
+    "connect-src 'self' https://api.openai.com; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
@@ -49,7 +51,14 @@ def _only_when_enabled() -> None:
 @bp.get("/example")
 def example_page() -> Response:
     """ChatKit's web component from OpenAI's CDN, wired to this backend with the helper."""
-    response = Response(render_template("frontend/example.html", chatkit_script_url=CHATKIT_SCRIPT_URL))
+    settings = current_app.config["SETTINGS"]
+    page = render_template(
+        "frontend/example.html",
+        chatkit_script_url=CHATKIT_SCRIPT_URL,
+        mode=settings.chatkit_mode,
+        domain_key=settings.domain_key,
+    )
+    response = Response(page)
     response.headers["Content-Security-Policy"] = EXAMPLE_PAGE_CSP
     return response
 

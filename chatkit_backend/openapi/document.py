@@ -27,9 +27,11 @@ _ERROR_DESCRIPTIONS = {
     415: "`unsupported_media_type`: a body that is not `application/json`.",
     429: "`rate_limited`; Retry-After says when to retry.",
     500: "`internal_error`: an unexpected failure (details are in the server log, never in the answer).",
+    501: "`not_implemented`: a ChatKit operation this server does not support (e.g. dictation without a transcriber).",
     502: "The ChatKit API failed: `upstream_bad_request`, `upstream_auth_failed`, `workflow_not_found`, "
     "`upstream_error`, `upstream_unreachable` or `upstream_invalid_response`.",
-    503: "`not_configured` (OPENAI_API_KEY or CHATKIT_WORKFLOW_ID unset) or `upstream_rate_limited` "
+    503: "`not_configured` (OPENAI_API_KEY unset, CHATKIT_WORKFLOW_ID unset in hosted mode, or the route belongs to "
+    "the other CHATKIT_MODE) or `upstream_rate_limited` "
     "(ChatKit answered 429; Retry-After is passed on); on analytics routes `analytics_unavailable` (neither the "
     "database nor the spool could take the events; retry with the same ids).",
     504: "`upstream_timeout`: ChatKit gave no complete answer within the configured bound.",
@@ -487,6 +489,42 @@ def _frontend_paths() -> dict[str, Any]:
     }
 
 
+def _selfhosted_paths() -> dict[str, Any]:
+    from chatkit_backend.selfhosted.routes import REQUEST_TYPES
+
+    request = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"enum": sorted(REQUEST_TYPES)},
+            "params": {"type": "object", "description": "The operation's parameters, as ChatKit JS sends them."},
+            "metadata": {"type": "object"},
+        },
+    }
+    return {
+        "/api/chatkit": {
+            "post": {
+                "tags": ["chatkit"],
+                "operationId": "chatkit",
+                "summary": "One ChatKit operation (CHATKIT_MODE=self_hosted): this service is ChatKit's server. "
+                "Operations that make the model work answer a stream of ChatKit events; the others JSON. Another "
+                "user's thread, item or attachment is 404, as if it did not exist.",
+                "requestBody": _json_request(request, required=True),
+                "responses": {
+                    "200": {
+                        "description": "The operation's answer: ChatKit's JSON, or `data: <event>` frames.",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(*_JSON_BODY, 401, 404, 429, 501, 503),
+                },
+            }
+        }
+    }
+
+
 def _health_paths() -> dict[str, Any]:
     check = {
         "type": "object",
@@ -624,6 +662,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
         "paths": {
             **_health_paths(),
             **_session_paths(settings),
+            **_selfhosted_paths(),
             **_analytics_paths(settings),
             **_frontend_paths(),
         },

@@ -91,7 +91,9 @@ def get_chatkit() -> SelfHostedChatKit:
     if chatkit is None:
         settings = current_app.config["SETTINGS"]
         if settings.self_hosted:
-            message = "The ChatKit server is not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for another server)."
+            message = (
+                "The ChatKit server is not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for another server)."
+            )
         else:
             message = (
                 "This server serves hosted ChatKit sessions (CHATKIT_MODE=hosted); set CHATKIT_MODE=self_hosted "

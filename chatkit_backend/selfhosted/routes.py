@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("selfhosted", __name__, url_prefix="/api/chatkit")
 
+# ChatKit's request types (openai-chatkit 1.6.5; a test compares them with the package's), and those that
+# make the model work.
 MODEL_REQUEST_TYPES = frozenset(
     {
         "threads.create",
@@ -35,6 +37,17 @@ MODEL_REQUEST_TYPES = frozenset(
         "threads.sync_custom_action",
     }
 )
+REQUEST_TYPES = MODEL_REQUEST_TYPES | {
+    "threads.get_by_id",
+    "threads.list",
+    "threads.update",
+    "threads.delete",
+    "items.list",
+    "items.feedback",
+    "attachments.create",
+    "attachments.delete",
+    "input.transcribe",
+}
 # Shown in the stream when it fails after it started (the HTTP status is already 200).
 STREAM_FAILED_FRAME = b'data: {"type":"error","code":"stream.error","allow_retry":true}\n\n'
 MAX_DETAILS = 10
@@ -90,10 +103,11 @@ _read_per_address = limiter.limit(
 @_read_per_address
 def chatkit():
     """One ChatKit operation for the current user: JSON, or a stream of ChatKit events."""
-    chatkit = get_chatkit()
     body = _body()
     if isinstance(body, ApiError):
         raise body
+    _check_envelope(body)
+    chatkit = get_chatkit()
     server = chatkit.server
     from chatkit_backend.selfhosted.server import REQUEST_ADAPTER, contract_error, is_streaming_req
 
@@ -112,13 +126,23 @@ def chatkit():
             raise
     except StopIteration:
         raise ApiError("not_found", "No such item in this thread.", 404) from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - mapped onto the contract, or re-raised as it was
         raise contract_error(error) from None
     return Response(
         _frames(first, stream, context),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _check_envelope(body: Any) -> None:
+    """`{"type": <a ChatKit request type>, "params": {...}}`, checked before anything else (and in hosted mode)."""
+    if not isinstance(body, dict):
+        raise validation_error([{"field": "body", "message": "must be an object"}])
+    if body.get("type") not in REQUEST_TYPES:
+        raise validation_error([{"field": "type", "message": "must be one of " + ", ".join(sorted(REQUEST_TYPES))}])
+    if not isinstance(body.get("params", {}), dict):
+        raise validation_error([{"field": "params", "message": "must be an object"}])
 
 
 def _validated(adapter: Any, body: Any) -> Any:

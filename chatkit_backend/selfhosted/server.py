@@ -57,12 +57,12 @@ class _NoAttachments(AttachmentStore[RequestContext]):
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         raise _attachments_not_supported()
 
-    async def create_attachment(self, input, context: RequestContext):  # noqa: A002 - the package's name
+    async def create_attachment(self, input, context: RequestContext):
         raise _attachments_not_supported()
 
 
 def _attachments_not_supported() -> ApiError:
-    return ApiError("not_implemented", "This server does not take attachments.", 501)
+    return ApiError("not_implemented", "This server does not support that ChatKit operation.", 501)
 
 
 def contract_error(error: Exception) -> Exception:
@@ -71,10 +71,15 @@ def contract_error(error: Exception) -> Exception:
         return error
     if isinstance(error, NotFoundError):
         return ApiError("not_found", "No such thread, item or attachment.", 404)
+    if isinstance(error, NotImplementedError):
+        return ApiError("not_implemented", "This server does not support that ChatKit operation.", 501)
     if isinstance(error, ValueError):
         # ChatKit's own checks of a request against the thread (e.g. a retry of an item that is not a user message).
         return ApiError(
-            "validation_error", "The request does not fit the thread.", 400, details=[{"field": "params", "message": str(error)}]
+            "validation_error",
+            "The request does not fit the thread.",
+            400,
+            details=[{"field": "params", "message": str(error)}],
         )
     return error
 

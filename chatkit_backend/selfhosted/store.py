@@ -67,10 +67,14 @@ class SqlStore(Store[RequestContext]):
     # Running the synchronous statements
 
     async def _read(self, function: Callable[..., R], *args: Any) -> R:
-        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(self._connected, function), *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self._connected, function), *args
+        )
 
     async def _write(self, function: Callable[..., R], *args: Any) -> R:
-        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.database.write, self._transaction, function), *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.database.write, self._transaction, function), *args
+        )
 
     def _connected(self, function: Callable[..., R], *args: Any) -> R:
         with self.database.engine.connect() as connection:
@@ -95,9 +99,7 @@ class SqlStore(Store[RequestContext]):
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
-        rows, has_more = await self._read(
-            _page, THREADS, THREADS.c.owner == context.user, after, limit, order
-        )
+        rows, has_more = await self._read(_page, THREADS, THREADS.c.owner == context.user, after, limit, order)
         threads = [ThreadMetadata.model_validate_json(row.data) for row in rows]
         return Page(data=threads, has_more=has_more, after=threads[-1].id if threads and has_more else None)
 
@@ -111,6 +113,8 @@ class SqlStore(Store[RequestContext]):
     ) -> Page[ThreadItem]:
         scope = and_(ITEMS.c.thread_id == thread_id, ITEMS.c.owner == context.user)
         rows, has_more = await self._read(_page, ITEMS, scope, after, limit, order)
+        if not rows and await self._read(_thread_data, thread_id, context.user) is None:
+            raise NotFoundError(f"Thread {thread_id} not found")  # an empty page of another user's thread is a 404
         items = [_ITEM.validate_json(row.data) for row in rows]
         return Page(data=items, has_more=has_more, after=items[-1].id if items and has_more else None)
 
@@ -133,7 +137,9 @@ class SqlStore(Store[RequestContext]):
     # Attachment records (the bytes live with the attachment store)
 
     async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
-        await self._write(_save_attachment, attachment.id, context.user, attachment.thread_id, attachment.model_dump_json())
+        await self._write(
+            _save_attachment, attachment.id, context.user, attachment.thread_id, attachment.model_dump_json()
+        )
 
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
         data = await self._read(_attachment_data, attachment_id, context.user)
@@ -160,9 +166,7 @@ def _save_thread(connection: Connection, thread_id: str, owner: str, data: str) 
     )
     if updated.rowcount == 0:
         # A new thread (ids are 128 random bits: another owner's row with this id does not exist).
-        connection.execute(
-            insert(THREADS).values(id=thread_id, owner=owner, created_at=now, updated_at=now, data=data)
-        )
+        connection.execute(insert(THREADS).values(id=thread_id, owner=owner, created_at=now, updated_at=now, data=data))
 
 
 def _page(connection: Connection, table, scope, after: str | None, limit: int, order: str) -> tuple[list[Any], bool]:

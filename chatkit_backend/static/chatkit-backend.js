@@ -2,7 +2,8 @@
 //
 //   import { createChatKitBackend } from "https://your-backend.example/static/chatkit-backend.js";
 //   const backend = createChatKitBackend();            // baseUrl defaults to the backend that served this file
-//   chatkit.setOptions({ api: { getClientSecret: backend.getClientSecret } });
+//   chatkit.setOptions({ api: backend.apiConfig({ domainKey: "domain_pk_..." }) });  // self-hosted ChatKit server
+//   chatkit.setOptions({ api: { getClientSecret: backend.getClientSecret } });      // or: hosted sessions
 //   const detach = backend.attach(chatkit);             // forwards ChatKit's events to analytics and /api/errors
 //
 // Same origin: cookies go along (credentials "same-origin"); hidden-page flushes use navigator.sendBeacon.
@@ -11,6 +12,7 @@
 // fetch(..., {keepalive: true}), because a beacon with a JSON body cannot pass a CORS preflight.
 
 const PATHS = {
+  chatkit: "/api/chatkit",
   session: "/api/chatkit/session",
   refresh: "/api/chatkit/refresh",
   events: "/api/analytics/events",
@@ -70,10 +72,13 @@ async function errorFromResponse(response, path) {
  * options.credentials: fetch credentials (default "same-origin" for a same-origin backend, else "include").
  * options.batchSize / options.flushIntervalMs: analytics are sent when this many are queued or after this long.
  * options.maxQueue: queued analytics kept at most while the backend is unreachable (oldest dropped first).
+ * options.getToken: for the backend's jwt identity mode, an (async) function returning the user's bearer token;
+ *   every request to the backend then carries `Authorization: Bearer <token>`.
  */
 export function createChatKitBackend({
   baseUrl,
   credentials,
+  getToken,
   batchSize = 20,
   flushIntervalMs = 5000,
   maxQueue = 500,
@@ -88,10 +93,20 @@ export function createChatKitBackend({
 
   const url = (path) => root + path;
 
+  /** Headers with the identity the backend expects: the cookie travels by `credentials`, a token here. */
+  async function withIdentity(headers) {
+    const merged = new Headers(headers);
+    if (typeof getToken === "function") {
+      const token = await getToken();
+      if (token) merged.set("Authorization", `Bearer ${token}`);
+    }
+    return merged;
+  }
+
   async function post(path, body, { retry = false, keepalive = false } = {}) {
     const init = {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: await withIdentity({ "Content-Type": "application/json" }),
       body: JSON.stringify(body),
       credentials: mode,
       keepalive,
@@ -128,6 +143,21 @@ export function createChatKitBackend({
       });
     }
     return answer.client_secret;
+  }
+
+  /**
+   * ChatKit's `api` option for this backend's own ChatKit server (CHATKIT_MODE=self_hosted): every ChatKit
+   * operation goes to /api/chatkit with the user's identity (cookie or bearer token).
+   * `domainKey` is the key of the page's domain from OpenAI's domain allow-list (localhost needs none).
+   */
+  function apiConfig({ domainKey = "domain_pk_localhost_dev" } = {}) {
+    return {
+      url: url(PATHS.chatkit),
+      domainKey,
+      async fetch(input, init = {}) {
+        return fetch(input, { ...init, credentials: mode, headers: await withIdentity(init.headers) });
+      },
+    };
   }
 
   /** Send one error report to /api/errors. Never throws: resolves to true when the backend stored it. */
@@ -276,5 +306,15 @@ export function createChatKitBackend({
     globalThis.removeEventListener?.("pagehide", flushOnHide);
   }
 
-  return { getClientSecret, reportError, trackMessage, trackThreadChange, flush, attach, close, baseUrl: root };
+  return {
+    apiConfig,
+    getClientSecret,
+    reportError,
+    trackMessage,
+    trackThreadChange,
+    flush,
+    attach,
+    close,
+    baseUrl: root,
+  };
 }

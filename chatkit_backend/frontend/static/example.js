@@ -5,11 +5,27 @@ import { createChatKitBackend } from "../../static/chatkit-backend.js";
 const backend = createChatKitBackend();
 const chatkit = document.getElementById("chat");
 const status = document.getElementById("status");
+// The backend renders its mode (self_hosted or hosted) and the domain key it was given into the page.
+const { mode, domainKey } = document.body.dataset;
 
 // Forward ChatKit's events (errors, logs, responses, thread changes) to the backend.
 backend.attach(chatkit);
 
+function failed(error) {
+  // error.code is the backend's error code (rate_limited, not_configured, network_error...).
+  status.textContent = `Could not start the chat (${error.code}). ${error.message}`;
+  status.dataset.state = "error";
+  status.dataset.code = error.code;
+}
+
 customElements.whenDefined("openai-chatkit").then(() => {
+  if (mode === "self_hosted") {
+    // This backend is the ChatKit server: ChatKit posts every operation to /api/chatkit.
+    chatkit.setOptions({ api: backend.apiConfig(domainKey ? { domainKey } : {}) });
+    status.textContent = "Connected.";
+    status.dataset.state = "ready";
+    return;
+  }
   chatkit.setOptions({
     api: {
       async getClientSecret(current) {
@@ -19,10 +35,7 @@ customElements.whenDefined("openai-chatkit").then(() => {
           status.dataset.state = "ready";
           return secret;
         } catch (error) {
-          // error.code is the backend's error code (rate_limited, not_configured, network_error...).
-          status.textContent = `Could not start the chat (${error.code}). ${error.message}`;
-          status.dataset.state = "error";
-          status.dataset.code = error.code;
+          failed(error);
           throw error;
         }
       },
