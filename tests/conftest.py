@@ -26,7 +26,7 @@ from chatkit_backend.request_log import flush_logs
 from tests.chatkit_standin import ChatKitStandin
 
 # Fixtures of the analytics and admin tests (`analytics_app`).
-pytest_plugins = ["tests.analytics_support"]
+pytest_plugins = ["tests.analytics_support", "tests.selfhosted_support"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
