@@ -133,6 +133,8 @@ def test_unknown_workflow_is_502_workflow_not_found_naming_the_likely_cause(make
     assert _error_code(response) == "workflow_not_found"
     assert "organization or project" in message
     assert "wf_elsewhere" in message
+    assert "retired on 2026-11-30" in message
+    assert "CHATKIT_MODE=self_hosted" in message
 
 
 def test_upstream_429_is_503_upstream_rate_limited_with_retry_after(browser, chatkit_standin):
