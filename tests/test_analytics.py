@@ -199,8 +199,8 @@ def test_every_stored_event_field_is_scrubbed(app, client):
             [
                 list(map(str, row))
                 for table in ("analytics_events", "analytics_error_reports", "analytics_error_groups")
-                for row in connection.execute(text(f"SELECT * FROM {table}"))
-            ]  # noqa: S608
+                for row in connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
+            ]
         )
     assert admin_token not in stored
     assert "ek_68f1a2b3c4d5e6f7" not in stored
