@@ -27,6 +27,10 @@ worker_class = "chatkit_backend.gunicorn_worker.JsonErrorGeventWorker"
 # Concurrent connections per worker, idle keep-alive ones included.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = 30
+# Seconds a client may take to send a request body once its headers are in (the worker's own
+# setting; gunicorn's keepalive bounds the wait for headers). Slow clients then hold a connection
+# at most this long, not until they give up.
+request_body_timeout = float(os.environ.get("GUNICORN_REQUEST_BODY_TIMEOUT", "10"))
 graceful_timeout = 20
 keepalive = 5
 # Requests are logged by the app as JSON (with request ids); gunicorn's own access log would double them.
@@ -80,6 +84,7 @@ def post_worker_init(worker) -> None:
     objects then run after 20,000 allocations instead of 700: measured with `python -m bench`'s
     session load, one worker spent 0.35 s in 480 collections before, 0.015 s in 3 after.
     """
+    worker.request_body_timeout = request_body_timeout
     chatkit = getattr(worker.wsgi, "extensions", {}).get("chatkit_selfhosted")
     if chatkit is not None:
         chatkit.warm()

@@ -92,6 +92,7 @@ class Settings:
     session_rate_limit: str = "10/minute;100/hour"
     session_rate_limit_per_address: str = "60/minute;1000/hour"
     threads_rate_limit: str = "60/minute"
+    threads_rate_limit_per_address: str = "120/minute;2000/hour"
 
     # Identity
     identity_mode: str = "anonymous"
@@ -113,6 +114,7 @@ class Settings:
     analytics_spool_path: str | None = None
     analytics_retention_days: int = 90
     analytics_rate_limit: str = "1200/minute"
+    analytics_event_rate_limit: str = "3000/minute;30000/hour"
     admin_token: str | None = field(default=None, repr=False)
 
     # Frontend helper
@@ -218,6 +220,9 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "session_rate_limit": r.rate_limit("CHATKIT_SESSION_RATE_LIMIT", "10/minute;100/hour"),
         "session_rate_limit_per_address": r.rate_limit("CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS", "60/minute;1000/hour"),
         "threads_rate_limit": r.rate_limit("CHATKIT_THREADS_RATE_LIMIT", "60/minute"),
+        "threads_rate_limit_per_address": r.rate_limit(
+            "CHATKIT_THREADS_RATE_LIMIT_PER_ADDRESS", "120/minute;2000/hour"
+        ),
         "identity_mode": identity_mode,
         "user_cookie_name": r.text("CHATKIT_USER_COOKIE_NAME") or "chatkit_uid",
         "cookie_samesite": r.choice("CHATKIT_COOKIE_SAMESITE", "Lax", SAMESITE_VALUES),
@@ -235,6 +240,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_spool_path": r.text("CHATKIT_ANALYTICS_SPOOL_PATH"),
         "analytics_retention_days": r.integer("CHATKIT_ANALYTICS_RETENTION_DAYS", 90, minimum=1),
         "analytics_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_RATE_LIMIT", "1200/minute"),
+        "analytics_event_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_EVENT_RATE_LIMIT", "3000/minute;30000/hour"),
         "admin_token": r.text("CHATKIT_ADMIN_TOKEN"),
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }

@@ -20,6 +20,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine, MetaData, create_engine, event, inspect, text
+from sqlalchemy.exc import DataError, IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,12 @@ class GroupCommitter(Generic[T]):
 
     `submit(items)` queues the items and waits until the committer has run `commit(batch)` on
     everything waiting at that moment (up to `max_items`); it returns what `commit` returned, or
-    raises what it raised (every caller of a failed batch gets the error) or `TimeoutError` after
-    `wait_seconds`. So a caller that gets a return has its rows committed, and concurrent writers
-    share one commit instead of queueing on the database's write lock and the connection pool.
+    raises what it raised or `TimeoutError` after `wait_seconds`. When a batch of several callers
+    fails with an error one row can cause (`isolate`: the database refusing a value), each
+    caller's items are committed again on their own, so only the caller with the bad row fails;
+    any other error fails every caller of the batch. So a caller that gets a return has its rows
+    committed, and concurrent writers share one commit instead of queueing on the database's
+    write lock and the connection pool.
 
     The thread starts lazily at the first `submit` in each process (never in gunicorn's master,
     which forks before any request; a thread inherited through fork() does not run in the child),
@@ -133,8 +137,10 @@ class GroupCommitter(Generic[T]):
         after_batch: Callable[[Any], Any] | None = None,
         when_idle: Callable[[], bool] | None = None,
         blocking_commit: bool = False,
+        isolate: tuple[type[BaseException], ...] = (DataError, IntegrityError),
     ) -> None:
         self.name = name
+        self._isolate = isolate
         self._commit = commit
         self._blocking_commit = blocking_commit
         self.max_items = max_items
@@ -201,19 +207,32 @@ class GroupCommitter(Generic[T]):
                     break
                 group.append(pending)
                 count += len(pending.items)
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                batch = [item for pending in group for item in pending.items]
-                result = call_blocking(self._commit, batch) if self._blocking_commit else self._commit(batch)
-            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
-                error = exc
-            for pending in group:
-                pending.result, pending.error = result, error
-                pending.done.set()
+            result, error = self._try_commit([item for pending in group for item in pending.items])
+            if error is not None and len(group) > 1 and isinstance(error, self._isolate):
+                result, error = self._commit_each(group)
+            else:
+                for pending in group:
+                    pending.result, pending.error = result, error
+                    pending.done.set()
             if error is None and self._after_batch is not None:
                 self._after_batch(result)
             idle_since = time.monotonic()
+
+    def _try_commit(self, batch: list[T]) -> tuple[Any, BaseException | None]:
+        try:
+            return (call_blocking(self._commit, batch) if self._blocking_commit else self._commit(batch)), None
+        except Exception as exc:  # noqa: BLE001 - handed to the batch's callers
+            return None, exc
+
+    def _commit_each(self, group: list[_Pending]) -> tuple[Any, BaseException | None]:
+        """Commit each caller's items in a transaction of its own; a success's (result, None), else the last error."""
+        results = []
+        for pending in group:
+            pending.result, pending.error = self._try_commit(list(pending.items))
+            pending.done.set()
+            if pending.error is None:
+                results.append(pending.result)
+        return (results[-1], None) if results else (None, group[-1].error)
 
 
 def call_blocking(function: Callable[..., R], *args: Any) -> R:

@@ -24,6 +24,7 @@ _HTTP_CODES = {
     403: ("forbidden", "You are not allowed to do this."),
     404: ("not_found", "No such resource. Check the URL."),
     405: ("method_not_allowed", "This method is not allowed here; see the Allow header."),
+    408: ("request_timeout", "The request body did not arrive in time."),
     413: ("payload_too_large", "The request body is larger than this service accepts."),
     415: ("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'."),
     429: ("rate_limited", "Too many requests; retry after the number of seconds in Retry-After."),

@@ -23,7 +23,9 @@ from chatkit_backend.config import Settings
 from chatkit_backend.errors import ApiError
 
 COOKIE_SALT = "chatkit-user-id"
-_HEADER_USER = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
+# Every mode's raw id: it is stored (255 characters) and sent to ChatKit; PostgreSQL refuses NUL.
+_USER_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,255}")
+_BAD_SUB = "the token's 'sub' must be 1 to 255 characters without control characters"
 _UNRESOLVED = object()
 
 
@@ -64,7 +66,7 @@ def _resolve() -> str | None:
         return cached
     settings = _settings()
     raw = _READERS[settings.identity_mode](settings)
-    if raw is None:
+    if raw is None or not _USER_ID.fullmatch(raw):
         g.chatkit_user = None
         return None
     return _remember(settings, raw)
@@ -128,6 +130,8 @@ def _verify_jwt(settings: Settings) -> tuple[str | None, str]:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         return None, "the token has no 'sub'"
+    if not _USER_ID.fullmatch(sub):
+        return None, _BAD_SUB
     return sub, ""
 
 
@@ -135,7 +139,7 @@ def _header_user(settings: Settings) -> str | None:
     if settings.trusted_proxy_hops < 1:  # config refuses this already; never trust a client's header
         return None
     value = request.headers.get(settings.user_header, "").strip()
-    return value if _HEADER_USER.match(value) else None
+    return value if _USER_ID.fullmatch(value) else None
 
 
 _READERS = {"anonymous": _anonymous_user, "jwt": _jwt_user, "header": _header_user}

@@ -53,6 +53,16 @@ def threads_limit() -> str:
     return current_app.config["SETTINGS"].threads_rate_limit
 
 
+def threads_limit_per_address() -> str:
+    """CHATKIT_THREADS_RATE_LIMIT_PER_ADDRESS, per client address, shared by the thread routes."""
+    return current_app.config["SETTINGS"].threads_rate_limit_per_address
+
+
+def analytics_event_limit() -> str:
+    """CHATKIT_ANALYTICS_EVENT_RATE_LIMIT: events (a batch counts each), per client address and per user."""
+    return current_app.config["SETTINGS"].analytics_event_rate_limit
+
+
 # One module-level extension object (the init_app pattern); routes decorate with `limiter.limit`.
 limiter = Limiter(
     key_func=client_address,

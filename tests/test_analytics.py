@@ -185,6 +185,35 @@ def test_error_report_is_logged_scrubbed_before_storage(app, client):
     assert "warning" in stored
 
 
+def test_every_stored_event_field_is_scrubbed(app, client):
+    admin_token = "Zp3kQ9vL2mX8nR4tW6yB1cD5fG7hJ0aS-uE_iOq"
+    client_secret = "ek_68f1a2b3c4d5e6f7a8b9c0d1_secret"
+    event = {"name": f"token {admin_token}", "event": client_secret, "thread_id": client_secret, "item_id": admin_token}
+    assert client.post("/api/analytics/message", json=event).status_code == 200
+    report = {"message": "boom", "component": f"Panel {client_secret}"}
+    batch = [{"type": "error", **report}, {"type": "log", "name": f"password={admin_token}"}]
+    assert client.post("/api/analytics/events", json=batch).get_json()["accepted"] == 2
+    assert client.post("/api/errors", json=report).status_code == 200
+    with app.extensions["chatkit_db"].engine.connect() as connection:
+        stored = json.dumps(
+            [
+                list(map(str, row))
+                for table in ("analytics_events", "analytics_error_reports", "analytics_error_groups")
+                for row in connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
+            ]
+        )
+    assert admin_token not in stored
+    assert "ek_68f1a2b3c4d5e6f7" not in stored
+    assert "Panel [redacted]" in stored
+
+
+def test_chatkit_ids_are_stored_as_sent(app, client):
+    thread = "cthr_68f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9"
+    assert client.post("/api/analytics/message", json={"thread_id": thread, "item_id": "msg_1"}).status_code == 200
+    assert column_values(app, "analytics_events", "thread_id") == [thread]
+    assert column_values(app, "analytics_events", "item_id") == ["msg_1"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -223,6 +223,31 @@ def test_jwt_rs256_public_key(make_app):
     assert response.get_json()["user"] == "bob"
 
 
+@pytest.mark.parametrize("sub", ["nul\x00user", "x" * 256, "line\nbreak", "c1\x85control"])
+def test_a_jwt_sub_that_cannot_be_stored_is_401(jwt_app, sub):
+    # A NUL or an over-long `sub` once failed the shared group commit of every user's session.
+    headers = {"Authorization": f"Bearer {_token(sub=sub)}"}
+    client = jwt_app.test_client()
+    response = client.get("/_probe/current", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert "'sub'" in response.get_json()["error"]["message"]
+    assert client.get("/_probe/peek", headers=headers).get_json()["user"] is None
+
+
+def test_a_jwt_sub_of_255_characters_is_the_user(jwt_app):
+    headers = {"Authorization": f"Bearer {_token(sub='é' * 255)}"}
+    assert jwt_app.test_client().get("/_probe/current", headers=headers).get_json()["user"] == "é" * 255
+
+
+def test_a_bad_jwt_sub_never_reaches_chatkit(make_app, chatkit_config, chatkit_standin):
+    app = make_app(chatkit_config, CHATKIT_IDENTITY_MODE="jwt", CHATKIT_JWT_SECRET=JWT_SECRET)
+    headers = {"Authorization": f"Bearer {_token(sub='nul' + chr(0))}"}
+    response = app.test_client().post("/api/chatkit/session", headers=headers)
+    assert response.status_code == 401
+    assert chatkit_standin.requests_to("/v1/chatkit/sessions", "POST") == []
+
+
 def test_jwt_peek_user_is_none_without_a_valid_token(jwt_app):
     response = jwt_app.test_client().get("/_probe/peek", headers={"Authorization": "Bearer not-a-jwt"})
     assert response.status_code == 200

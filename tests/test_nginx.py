@@ -194,3 +194,43 @@ def test_a_tampered_identity_cookie_never_reaches_chatkit_as_the_claimed_user(st
     # The genuine cookie is still the same user.
     assert _create(http_url, "127.0.0.43", {"Cookie": f"chatkit_uid={value}"}).status == 200
     assert standin.requests_to("/v1/chatkit/sessions", "POST")[-1].body["user"] == claimed_user
+
+
+@pytest.fixture(scope="module")
+def header_mode_stack(tmp_path_factory):
+    """gunicorn in identity mode `header` (TRUSTED_PROXY_HOPS=1) behind the template: (nginx URL, app URL, stand-in)."""
+    workdir = tmp_path_factory.mktemp("nginx-header-mode")
+    with ChatKitStandin() as standin:
+        env = {
+            "CHATKIT_ENV": "development",
+            "SECRET_KEY": "nginx-header-test-secret",
+            "DATABASE_URL": f"sqlite:///{workdir / 'app.sqlite3'}",
+            "TRUSTED_PROXY_HOPS": "1",
+            "CHATKIT_IDENTITY_MODE": "header",
+            "CHATKIT_API_BASE": standin.url,
+            "OPENAI_API_KEY": standin.api_key,
+            "CHATKIT_WORKFLOW_ID": standin.workflow_id,
+            "WEB_CONCURRENCY": "1",
+        }
+        with gunicorn(env, workdir / "gunicorn.log") as app_url, nginx(app_url, workdir / "nginx") as http_url:
+            yield http_url, app_url, standin
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-User", "x-forwarded-user", "X-Forwarded_User"])
+def test_a_client_sent_user_header_is_dropped_by_the_template(header_mode_stack, header):
+    http_url, _, standin = header_mode_stack
+    before = len(standin.requests_to("/v1/chatkit/sessions", "POST"))
+    for method, path in (("POST", "/api/chatkit/session"), ("GET", "/api/chatkit/threads")):
+        answer = send(http_url, method, path, headers={header: "alice"})
+        assert answer.status == 401, (method, path, answer.body)
+        assert answer.json()["error"]["code"] == "unauthorized"
+    assert len(standin.requests_to("/v1/chatkit/sessions", "POST")) == before
+
+
+def test_the_user_header_is_believed_only_from_the_proxy_hop(header_mode_stack):
+    # The same header straight to gunicorn, as if nginx had set it: believed (so the test above
+    # shows nginx removing it, not the app ignoring it).
+    _, app_url, standin = header_mode_stack
+    answer = send(app_url, "POST", "/api/chatkit/session", headers={"X-Forwarded-User": "alice"})
+    assert answer.status == 200
+    assert standin.requests_to("/v1/chatkit/sessions", "POST")[-1].body["user"] == "alice"

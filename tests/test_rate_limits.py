@@ -93,3 +93,68 @@ def test_redis_going_away_keeps_the_service_answering(make_app, redis_url, capsy
         assert len(warnings) == 1, "one clear warning, not one per request"
     finally:
         proxy.cut()
+
+
+def test_thread_routes_are_limited_per_address_whatever_the_cookie(make_app, chatkit_config, chatkit_standin):
+    # Without a cookie every request is a new user: only the address budget bounds the upstream calls.
+    app = make_app(chatkit_config, CHATKIT_THREADS_RATE_LIMIT_PER_ADDRESS="3/minute")
+    address = {"REMOTE_ADDR": "10.7.7.7"}
+    answers = [
+        app.test_client().get("/api/chatkit/threads", environ_base=address),
+        app.test_client().delete("/api/chatkit/threads/cthr_x", environ_base=address),
+        app.test_client().get("/api/chatkit/threads", environ_base=address),
+        app.test_client().get("/api/chatkit/threads", environ_base=address),
+        app.test_client().delete("/api/chatkit/threads/cthr_y", environ_base=address),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 404, 200, 429, 429]
+    assert answers[-1].get_json()["error"]["code"] == "rate_limited"
+    assert int(answers[-1].headers["Retry-After"]) > 0
+    assert len(chatkit_standin.requests) == 3
+    assert app.test_client().get("/api/chatkit/threads", environ_base={"REMOTE_ADDR": "10.7.7.8"}).status_code == 200
+
+
+def _batch(count: int) -> list[dict]:
+    return [{"type": "message", "id": str(uuid.uuid4())} for _ in range(count)]
+
+
+def test_analytics_events_are_counted_one_by_one_per_address(make_app):
+    app = make_app(CHATKIT_ANALYTICS_EVENT_RATE_LIMIT="10/minute")
+    client = app.test_client()
+    address = {"REMOTE_ADDR": "10.8.8.8"}
+    assert client.post("/api/analytics/events", json=_batch(8), environ_base=address).status_code == 200
+    assert client.post("/api/analytics/message", json={}, environ_base=address).status_code == 200
+    over = client.post("/api/analytics/events", json=_batch(3), environ_base=address)
+    assert over.status_code == 429
+    assert over.get_json()["error"]["code"] == "rate_limited"
+    assert int(over.headers["Retry-After"]) > 0
+    assert client.post("/api/errors", json={"message": "x"}, environ_base=address).status_code == 200  # the 10th
+    assert client.post("/api/errors", json={"message": "x"}, environ_base=address).status_code == 429
+    other = {"REMOTE_ADDR": "10.8.8.9"}
+    assert client.post("/api/analytics/events", json=_batch(10), environ_base=other).status_code == 200
+
+
+def test_analytics_events_are_counted_per_user_across_addresses(make_app):
+    import time
+
+    import jwt
+
+    secret = "jwt-test-secret-at-least-32-bytes-long!"
+    app = make_app(
+        CHATKIT_IDENTITY_MODE="jwt", CHATKIT_JWT_SECRET=secret, CHATKIT_ANALYTICS_EVENT_RATE_LIMIT="10/minute"
+    )
+    token = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 60}, secret, "HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    first = client.post(
+        "/api/analytics/events", json=_batch(8), headers=headers, environ_base={"REMOTE_ADDR": "10.1.1.1"}
+    )
+    assert first.status_code == 200
+    second = client.post(
+        "/api/analytics/events", json=_batch(8), headers=headers, environ_base={"REMOTE_ADDR": "10.1.1.2"}
+    )
+    assert second.status_code == 429
+    # Another address without the token is not that user.
+    assert (
+        client.post("/api/analytics/events", json=_batch(8), environ_base={"REMOTE_ADDR": "10.1.1.3"}).status_code
+        == 200
+    )

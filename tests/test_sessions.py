@@ -185,6 +185,21 @@ def test_refresh_still_answers_when_cancelling_the_old_session_fails(browser, ch
     assert response.status_code == 200
 
 
+def test_a_session_the_registry_cannot_record_is_cancelled_upstream(browser, chatkit_standin, monkeypatch):
+    # Unrecorded, logout could never find it: the minted session must not stay alive.
+    def refuse(self, session, user):
+        raise RuntimeError("the registry refused the row")
+
+    monkeypatch.setattr("chatkit_backend.sessions.registry.SessionRegistry.record", refuse)
+    response = browser.post("/api/chatkit/session")
+    assert response.status_code == 500
+    [created] = chatkit_standin.requests_to(SESSIONS, "POST")
+    cancels = [r.path for r in chatkit_standin.requests if r.method == "POST" and r.path.endswith("/cancel")]
+    [session_id] = [path.split("/")[-2] for path in cancels]
+    assert chatkit_standin.session(session_id)["status"] == "cancelled"
+    assert chatkit_standin.session(session_id)["user"] == created.body["user"]
+
+
 # Cancel (logout)
 
 

@@ -118,6 +118,15 @@ def test_upstream_auth_failure_is_502_upstream_auth_failed_without_the_key(brows
     assert chatkit_standin.api_key not in response.get_data(as_text=True)
 
 
+def test_upstream_error_message_never_passes_on_a_client_secret(browser, chatkit_standin):
+    # Client secrets are `ek_…` (underscore): the relay once only knew `sk-`/`ek-`.
+    chatkit_standin.inject("status", status=400, message="Session ek_68f1a2b3c4d5e6f7_secret_AbCd is not valid.")
+    response = _create(browser)
+    assert response.status_code == 502
+    assert "ek_68f1a2b3c4d5e6f7" not in response.get_data(as_text=True)
+    assert "[redacted]" in response.get_json()["error"]["message"]
+
+
 def test_wrong_key_is_upstream_auth_failed(make_app, chatkit_config):
     app = make_app(chatkit_config, OPENAI_API_KEY="sk-wrong-key-123456")
     response = _create(app.test_client())

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chatkit_backend.analytics.error_groups import fingerprint
-from chatkit_backend.analytics.scrub import scrub, scrub_text
+from chatkit_backend.analytics.scrub import scrub, scrub_id, scrub_text
 from chatkit_backend.errors import ApiError, validation_error
 
 # Kinds of event the batch route accepts; `error` is a frontend error report (stored as one).
@@ -24,6 +24,7 @@ ERROR_LEVELS = ("debug", "info", "warning", "error", "fatal")
 # (field, longest string) of the well-known event fields; camelCase aliases as ChatKit names them.
 _EVENT_STRINGS = (("thread_id", 128), ("item_id", 128), ("event", 64), ("name", 128))
 _ALIASES = {"threadId": "thread_id", "itemId": "item_id"}
+_ID_FIELDS = frozenset(_ALIASES.values())
 _ERROR_STRINGS = (("stack", 65536), ("url", 4096), ("component", 128))
 _EVENT_KNOWN = {"id", "type", "timestamp", "data", *(f for f, _ in _EVENT_STRINGS), *_ALIASES}
 _ERROR_KNOWN = {"id", "type", "timestamp", "message", "level", "context", *(f for f, _ in _ERROR_STRINGS)}
@@ -138,6 +139,14 @@ def _server_fields(received: Received) -> dict[str, Any]:
     }
 
 
+def _scrub_strings(strings: dict[str, str | None]) -> dict[str, str | None]:
+    # Every stored string is scrubbed; ids keep their shape (a `cthr_…` id is not a secret).
+    return {
+        field: None if value is None else (scrub_id(value) if field in _ID_FIELDS else scrub_text(value))
+        for field, value in strings.items()
+    }
+
+
 def parse_event(kind: str, body: dict[str, Any], received: Received) -> dict[str, Any]:
     """A row for `analytics_events`; raises a validation_error naming each wrong field."""
     problems: list[dict[str, str]] = []
@@ -152,7 +161,7 @@ def parse_event(kind: str, body: dict[str, Any], received: Received) -> dict[str
     return {
         "event_key": _key(kind, client_id),
         "kind": kind,
-        **strings,
+        **_scrub_strings(strings),
         "client_timestamp": client_timestamp,
         **_server_fields(received),
         "data": scrub(data) if data else data,
@@ -184,7 +193,7 @@ def parse_error_report(body: dict[str, Any], received: Received) -> dict[str, An
         "message": message,
         "stack": stack,
         "url": scrub_text(strings["url"]) if strings["url"] else None,
-        "component": strings["component"],
+        "component": scrub_text(strings["component"]) if strings["component"] else None,
         "level": level,
         "context": scrub(context) if context else context,
         "client_timestamp": client_timestamp,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from chatkit_backend.analytics.error_groups import top_frame
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
 from chatkit_backend.analytics.spool import Record, Spool
-from chatkit_backend.db import Database, GroupCommitter
+from chatkit_backend.db import Database, GroupCommitter, call_blocking
 from chatkit_backend.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,14 @@ class EventStore:
             outcome = self._committer.submit(records)
         except TimeoutError:
             outcome = UNAVAILABLE
+        except (DataError, IntegrityError):
+            # This request holds a row the database refuses: store the others one by one and keep
+            # the refused ones in the rejected file for the operator (its answer stays a 2xx).
+            if self.database.is_sqlite:
+                call_blocking(self._write_one_by_one, records)
+            else:
+                self._write_one_by_one(records)
+            outcome = STORED
         if outcome == UNAVAILABLE:
             raise ApiError(
                 "analytics_unavailable",
@@ -150,6 +158,8 @@ class EventStore:
         try:
             self._write(records)
             return STORED
+        except (DataError, IntegrityError):
+            raise  # a row the database refuses, not an outage: the committer retries each request alone
         except Exception as error:  # noqa: BLE001 - whatever stops the commit, the spool takes the rows
             log.warning("analytics commit failed (%s); spooling %d rows", type(error).__name__, len(records))
         try:
@@ -200,7 +210,7 @@ class EventStore:
         if rejected:
             self.spool.reject(rejected)
             log.error(
-                "analytics: the database refused %d spooled rows; kept in %s",
+                "analytics: the database refused %d rows; kept in %s",
                 len(rejected),
                 self.spool.rejected_path,
             )

@@ -16,7 +16,13 @@ log = logging.getLogger(__name__)
 def issue_session(user: str, state_variables: Mapping[str, StateValue] | None = None) -> ChatKitSession:
     """Create a ChatKit session for `user` and record it."""
     session = get_upstream().create_session(user, state_variables)
-    SessionRegistry(get_db()).record(session, user)
+    try:
+        SessionRegistry(get_db()).record(session, user)
+    except Exception:
+        # Unrecorded, logout could never cancel it: cancel it now, and answer the error.
+        with contextlib.suppress(UpstreamError):
+            _cancel_upstream(session.id)
+        raise
     return session
 
 

@@ -12,6 +12,7 @@ from chatkit_backend.rate_limits import (
     session_limit,
     session_limit_per_address,
     threads_limit,
+    threads_limit_per_address,
     user_key,
 )
 from chatkit_backend.sessions import lifecycle, validation
@@ -23,6 +24,10 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/chatkit")
 _per_user = limiter.shared_limit(session_limit, scope="chatkit-session-user", key_func=user_key)
 _per_address = limiter.shared_limit(session_limit_per_address, scope="chatkit-session-address", key_func=client_address)
 _threads = limiter.limit(threads_limit, key_func=user_key)
+# Without a cookie each request is a new user: the address budget bounds the upstream calls one client makes.
+_threads_per_address = limiter.shared_limit(
+    threads_limit_per_address, scope="chatkit-threads-address", key_func=client_address
+)
 
 
 def _secret_answer(session: ChatKitSession) -> dict[str, object]:
@@ -65,6 +70,7 @@ def cancel_sessions():
 
 @bp.get("/threads")
 @_threads
+@_threads_per_address
 def list_threads():
     """The current user's threads, one page at a time."""
     page_options = validation.thread_page(request.args)
@@ -79,6 +85,7 @@ def list_threads():
 
 @bp.delete("/threads/<thread_id>")
 @_threads
+@_threads_per_address
 def delete_thread(thread_id: str):
     """Delete one of the current user's threads; another user's thread is 404, as if it did not exist."""
     thread_id = validation.thread_id(thread_id)

@@ -25,7 +25,8 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 RETRY_AFTER_CAP_SECONDS = 4.0
 BACKOFF_BASE_SECONDS = 0.2
 MAX_BODY_BYTES = 1024 * 1024
-_KEY_PATTERN = re.compile(r"\b(sk|ek)-[A-Za-z0-9_\-*]{4,}")
+# API keys (`sk-…`) and client secrets (`ek_…`) never pass on in an upstream error message.
+_KEY_PATTERN = re.compile(r"\b(?:sk|ek)[-_][A-Za-z0-9_\-*]{4,}")
 
 
 class _Answer:
