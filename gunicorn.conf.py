@@ -6,6 +6,7 @@ default, at most 25 s) always ends a request before gunicorn's worker timeout do
 
 import gc
 import os
+import runpy
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -36,18 +37,14 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Forwarding headers are interpreted in one place only, the app's ProxyFix (TRUSTED_PROXY_HOPS).
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
+# The app's JSON log format, read from its file: importing the package would load Flask into this master.
+_log_format = runpy.run_path(os.path.join(os.path.dirname(__file__), "chatkit_backend", "log_format.py"))
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    # The app attaches its own JSON handler to the root logger; gunicorn adds none there.
+    # The app attaches its own JSON handler (with request ids) to the root logger; gunicorn adds none there.
     "root": {"level": "INFO", "handlers": []},
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger", "asctime": "time"},
-        }
-    },
+    "formatters": {"json": _log_format["JSON_FORMATTER"]},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
     "loggers": {
         "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
