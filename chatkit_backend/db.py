@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import Engine, MetaData, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, inspect, text
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ NAMING_CONVENTION = {
 # the queries are Core statements, and sqlalchemy.orm would add ~55 ms to every start.
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 
 class Database:
     """The process's engine, stored in `app.extensions['chatkit_db']`."""
@@ -65,10 +68,22 @@ class Database:
             with self._committers_lock:
                 committer = self._committers.get(name)
                 if committer is None:
-                    # psycopg waits for PostgreSQL cooperatively under gevent; SQLite blocks its thread.
-                    options.setdefault("blocking_commit", self.is_sqlite)
                     committer = self._committers[name] = GroupCommitter(name, commit, **options)
         return committer
+
+    def write(self, work: Callable[[Connection], R]) -> R:
+        """`work(connection)` in one transaction, committed on return: every write of the service goes through here.
+
+        SQLite may block inside C (waiting for another process's write lock, syncing its file), which
+        under gevent would stall every request of the worker, so there the transaction runs through
+        `call_blocking`; psycopg already waits for PostgreSQL cooperatively.
+        """
+
+        def transaction() -> R:
+            with self.engine.begin() as connection:
+                return work(connection)
+
+        return call_blocking(transaction) if self.is_sqlite else transaction()
 
     def schema_revision(self) -> str | None:
         """The database's Alembic revision, or None for an empty database."""
@@ -81,10 +96,6 @@ class Database:
         """Run a trivial query; raises when the database cannot be reached."""
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class _Pending:
@@ -112,8 +123,7 @@ class GroupCommitter(Generic[T]):
     `idle_seconds` with nothing to do. Hooks, all run on the committer thread: `on_start()` when it
     starts, `after_batch(result)` after the callers of a successful batch are woken, and
     `when_idle()` every `poll_seconds` without work, returning True while it still has background
-    work (the thread then stays). With `blocking_commit`, `commit` may block inside C without
-    yielding to gevent (SQLite) and runs through `call_blocking`.
+    work (the thread then stays).
     """
 
     def __init__(
@@ -128,11 +138,9 @@ class GroupCommitter(Generic[T]):
         on_start: Callable[[], Any] | None = None,
         after_batch: Callable[[Any], Any] | None = None,
         when_idle: Callable[[], bool] | None = None,
-        blocking_commit: bool = False,
     ) -> None:
         self.name = name
         self._commit = commit
-        self._blocking_commit = blocking_commit
         self.max_items = max_items
         self.wait_seconds = wait_seconds
         self.idle_seconds = idle_seconds
@@ -201,7 +209,7 @@ class GroupCommitter(Generic[T]):
             error: BaseException | None = None
             try:
                 batch = [item for pending in group for item in pending.items]
-                result = call_blocking(self._commit, batch) if self._blocking_commit else self._commit(batch)
+                result = self._commit(batch)
             except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
                 error = exc
             for pending in group:

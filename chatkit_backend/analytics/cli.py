@@ -69,8 +69,8 @@ def register(bp: Blueprint) -> None:
     @click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default: the retention setting).")
     def prune_command(days: int | None) -> None:
         days = days or current_app.config["SETTINGS"].analytics_retention_days
-        with get_db().engine.begin() as connection:
-            counts = queries.prune(connection, datetime.now(UTC) - timedelta(days=days))
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        counts = get_db().write(lambda connection: queries.prune(connection, cutoff))
         click.echo("pruned " + ", ".join(f"{count} {name}" for name, count in counts.items()) + f" (kept {days} days)")
 
     @bp.cli.command("replay-spool", help="Move events spooled during a database outage into the database.")

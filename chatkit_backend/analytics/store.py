@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from chatkit_backend.analytics.error_groups import top_frame
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
 from chatkit_backend.analytics.spool import Record, Spool
-from chatkit_backend.db import Database, GroupCommitter
+from chatkit_backend.db import Database, GroupCommitter, call_blocking
 from chatkit_backend.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class EventStore:
         except Exception as error:  # noqa: BLE001 - whatever stops the commit, the spool takes the rows
             log.warning("analytics commit failed (%s); spooling %d rows", type(error).__name__, len(records))
         try:
-            self.spool.append(records)
+            call_blocking(self.spool.append, records)  # its fsync, like SQLite, blocks inside C
         except OSError as error:
             log.error("analytics spool %s unwritable (%s); %d rows refused", self.spool.path, error, len(records))
             return UNAVAILABLE
@@ -206,5 +206,4 @@ class EventStore:
             )
 
     def _write(self, records: list[Record]) -> None:
-        with self.database.engine.begin() as connection:
-            write_records(connection, records)
+        self.database.write(lambda connection: write_records(connection, records))
