@@ -24,7 +24,7 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  
 workers = int(os.environ.get("WEB_CONCURRENCY", str(len(os.sched_getaffinity(0)))))
 # With gunicorn's own error pages (request line or header too long, malformed request) answered
 # as the JSON error contract.
-worker_class = "chatkit_backend.gunicorn_worker.JsonErrorGeventWorker"
+worker_class = "gunicorn_worker.JsonErrorGeventWorker"
 # Concurrent connections per worker, idle keep-alive ones included.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = 30

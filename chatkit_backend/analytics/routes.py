@@ -11,7 +11,7 @@ from chatkit_backend.analytics.ingest import get_store, received_now
 from chatkit_backend.errors import ApiError, get_json_body
 from chatkit_backend.rate_limits import analytics_limit, client_address, limiter
 
-bp = Blueprint("analytics", __name__, url_prefix="/api", cli_group="analytics")
+bp = Blueprint("analytics", __name__, url_prefix="/api")
 
 # Per address, not per user: analytics never creates an identity, and a dropped cookie must not reset it.
 _per_address = limiter.shared_limit(analytics_limit, scope="analytics-address", key_func=client_address)
