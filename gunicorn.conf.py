@@ -14,13 +14,10 @@ load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service star
 
 # A platform router (or nginx) reaches the app from outside the dyno, so listen on every interface.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-# One gevent worker per core (measured with `python -m bench` on 2 cores, docs/BENCHMARKS.md): a
-# request waiting on the upstream costs a greenlet, not a thread, so one process carries hundreds of
-# concurrent upstream calls, with none of the thread hand-offs and GIL contention of gthread (4
-# workers x 64 threads served 0.55-0.8x the session throughput of 2 gevent workers at 0 ms upstream
-# latency in A/B runs). gunicorn patches the standard library (sockets, threads, time.sleep) for
-# gevent before the app is imported; psycopg 3 waits cooperatively under gevent, and the group
-# commits, where SQLite may block, run in gevent's native thread pool (db.call_blocking).
+# One gevent worker per core: a request waiting on the upstream costs a greenlet, not a thread, so one
+# process carries hundreds of concurrent upstream calls (gthread compared: docs/BENCHMARKS.md). gunicorn
+# patches the standard library for gevent before the app is imported; psycopg 3 waits cooperatively, and
+# every SQLite write runs in gevent's native thread pool (db.Database.write).
 workers = int(os.environ.get("WEB_CONCURRENCY", str(len(os.sched_getaffinity(0)))))
 # With gunicorn's own error pages (request line or header too long, malformed request) answered
 # as the JSON error contract.
@@ -71,8 +68,7 @@ def post_worker_init(worker) -> None:
 
     Everything alive now (modules, the app, its engine and pools) lives as long as the worker, yet
     each full collection would walk it again; frozen, it is never scanned. Collections of young
-    objects then run after 20,000 allocations instead of 700: measured with `python -m bench`'s
-    session load, one worker spent 0.35 s in 480 collections before, 0.015 s in 3 after.
+    objects then run after 20,000 allocations instead of 700 (measured: docs/BENCHMARKS.md).
     """
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)

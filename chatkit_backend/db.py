@@ -41,7 +41,7 @@ NAMING_CONVENTION = {
 }
 
 # Every table the service keeps (chatkit_backend.models imports them all). Core tables, no ORM:
-# the queries are Core statements, and sqlalchemy.orm would add ~55 ms to every start.
+# the queries are Core statements, and sqlalchemy.orm would slow every start (docs/BENCHMARKS.md).
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 T = TypeVar("T")
@@ -320,7 +320,7 @@ _UPGRADE_CHILD = "import os; from chatkit_backend.db import upgrade_schema; upgr
 
 
 def upgrade_schema_in_child(url: str) -> None:
-    """Run `upgrade_schema(url)` in a child Python: Alembic and Mako (~11 MiB) never load in this process."""
+    """Run `upgrade_schema(url)` in a child Python: Alembic and Mako never load (nor stay in memory) here."""
     root = str(MIGRATIONS_DIR.parent)
     env = {**os.environ, "DATABASE_URL": url}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))

@@ -180,9 +180,11 @@ def test_rows_round_trip_through_the_engine_with_column_defaults(make_app, datab
 
 def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():
     batches: list[list[int]] = []
+    holding: list[int] = []
     gate = threading.Event()
 
     def commit(items: list[int]) -> int:
+        holding[:] = items
         gate.wait(5)
         if -1 in items:
             raise ValueError("bad batch")
@@ -201,7 +203,11 @@ def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():
     threads = [threading.Thread(target=submit, args=(value,)) for value in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)  # the committer holds the first item; the other seven wait in the queue
+    # Until the committer holds a batch and every other item waits in the queue.
+    deadline = time.monotonic() + 5
+    while len(holding) + committer._queue.qsize() < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert holding
     gate.set()
     for thread in threads:
         thread.join(5)
