@@ -6,6 +6,7 @@ default, at most 25 s) always ends a request before gunicorn's worker timeout do
 
 import gc
 import os
+import runpy
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -13,17 +14,14 @@ load_dotenv(find_dotenv(usecwd=True))  # the .env of the folder the service star
 
 # A platform router (or nginx) reaches the app from outside the dyno, so listen on every interface.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
-# One gevent worker per core (measured with `python -m bench` on 2 cores, docs/BENCHMARKS.md): a
-# request waiting on the upstream costs a greenlet, not a thread, so one process carries hundreds of
-# concurrent upstream calls, with none of the thread hand-offs and GIL contention of gthread (4
-# workers x 64 threads served 0.55-0.8x the session throughput of 2 gevent workers at 0 ms upstream
-# latency in A/B runs). gunicorn patches the standard library (sockets, threads, time.sleep) for
-# gevent before the app is imported; psycopg 3 waits cooperatively under gevent, and the group
-# commits, where SQLite may block, run in gevent's native thread pool (db.call_blocking).
+# One gevent worker per core: a request waiting on the upstream costs a greenlet, not a thread, so one
+# process carries hundreds of concurrent upstream calls (gthread compared: docs/BENCHMARKS.md). gunicorn
+# patches the standard library for gevent before the app is imported; psycopg 3 waits cooperatively, and
+# every SQLite write runs in gevent's native thread pool (db.Database.write).
 workers = int(os.environ.get("WEB_CONCURRENCY", str(len(os.sched_getaffinity(0)))))
 # With gunicorn's own error pages (request line or header too long, malformed request) answered
 # as the JSON error contract.
-worker_class = "chatkit_backend.gunicorn_worker.JsonErrorGeventWorker"
+worker_class = "gunicorn_worker.JsonErrorGeventWorker"
 # Concurrent connections per worker, idle keep-alive ones included.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = 30
@@ -40,18 +38,14 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Forwarding headers are interpreted in one place only, the app's ProxyFix (TRUSTED_PROXY_HOPS).
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
+# The app's JSON log format, read from its file: importing the package would load Flask into this master.
+_log_format = runpy.run_path(os.path.join(os.path.dirname(__file__), "chatkit_backend", "log_format.py"))
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    # The app attaches its own JSON handler to the root logger; gunicorn adds none there.
+    # The app attaches its own JSON handler (with request ids) to the root logger; gunicorn adds none there.
     "root": {"level": "INFO", "handlers": []},
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"levelname": "level", "name": "logger", "asctime": "time"},
-        }
-    },
+    "formatters": {"json": _log_format["JSON_FORMATTER"]},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
     "loggers": {
         "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
@@ -81,8 +75,7 @@ def post_worker_init(worker) -> None:
 
     Everything alive now (modules, the app, its engine and pools) lives as long as the worker, yet
     each full collection would walk it again; frozen, it is never scanned. Collections of young
-    objects then run after 20,000 allocations instead of 700: measured with `python -m bench`'s
-    session load, one worker spent 0.35 s in 480 collections before, 0.015 s in 3 after.
+    objects then run after 20,000 allocations instead of 700 (measured: docs/BENCHMARKS.md).
     """
     worker.request_body_timeout = request_body_timeout
     chatkit = getattr(worker.wsgi, "extensions", {}).get("chatkit_selfhosted")

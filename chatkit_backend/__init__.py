@@ -5,38 +5,31 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from flask import Flask
+from flask import Flask
+
+from chatkit_backend import (
+    admin,
+    analytics,
+    cli,
+    db,
+    errors,
+    frontend,
+    health,
+    http_security,
+    identity,
+    openapi,
+    rate_limits,
+    request_log,
+    selfhosted,
+    sessions,
+    upstream,
+)
+from chatkit_backend.config import Settings
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the application. `config` (environment-variable names to values) overrides the environment."""
-    # Imported here, not at the top: gunicorn's master imports this package for its worker class
-    # (chatkit_backend.gunicorn_worker) and must stay light; workers import the app after gevent
-    # has patched the standard library.
-    from flask import Flask
-
-    from chatkit_backend import (
-        admin,
-        cli,
-        db,
-        errors,
-        health,
-        http_security,
-        identity,
-        openapi,
-        rate_limits,
-        request_log,
-        selfhosted,
-        upstream,
-    )
-    from chatkit_backend.analytics import bp as analytics_bp
-    from chatkit_backend.config import Settings
-    from chatkit_backend.frontend import bp as frontend_bp
-    from chatkit_backend.sessions import bp as sessions_bp
-
     settings = Settings.from_env({**os.environ, **(config or {})})
     request_log.configure_logging(settings.log_level)
 
@@ -53,6 +46,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
             "identity cookies will not survive a restart or work across workers"
         )
 
+    # Infrastructure, then the areas: each creates what it needs in app.extensions and registers its blueprint.
     request_log.init_app(app)
     errors.init_app(app)
     http_security.init_app(app)
@@ -61,12 +55,11 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     upstream.init_app(app)
     identity.init_app(app)
     cli.init_app(app)
-
-    app.register_blueprint(health.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(sessions_bp)
+    health.init_app(app)
+    openapi.init_app(app)
+    sessions.init_app(app)
     selfhosted.init_app(app)
-    app.register_blueprint(analytics_bp)
-    app.register_blueprint(frontend_bp)
+    analytics.init_app(app)
+    frontend.init_app(app)
     admin.init_app(app)
     return app

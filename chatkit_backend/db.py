@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import Engine, MetaData, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,11 @@ NAMING_CONVENTION = {
 }
 
 # Every table the service keeps (chatkit_backend.models imports them all). Core tables, no ORM:
-# the queries are Core statements, and sqlalchemy.orm would add ~55 ms to every start.
+# the queries are Core statements, and sqlalchemy.orm would slow every start (docs/BENCHMARKS.md).
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Database:
@@ -66,14 +69,22 @@ class Database:
             with self._committers_lock:
                 committer = self._committers.get(name)
                 if committer is None:
-                    # psycopg waits for PostgreSQL cooperatively under gevent; SQLite blocks its thread.
-                    options.setdefault("blocking_commit", self.is_sqlite)
                     committer = self._committers[name] = GroupCommitter(name, commit, **options)
         return committer
 
-    def write(self, function: Callable[..., R], *args: Any) -> R:
-        """`function(*args)` for a function that writes: where SQLite may block in C, off the gevent hub."""
-        return call_blocking(function, *args) if self.is_sqlite else function(*args)
+    def write(self, work: Callable[[Connection], R]) -> R:
+        """`work(connection)` in one transaction, committed on return: every write of the service goes through here.
+
+        SQLite may block inside C (waiting for another process's write lock, syncing its file), which
+        under gevent would stall every request of the worker, so there the transaction runs through
+        `call_blocking`; psycopg already waits for PostgreSQL cooperatively.
+        """
+
+        def transaction() -> R:
+            with self.engine.begin() as connection:
+                return work(connection)
+
+        return call_blocking(transaction) if self.is_sqlite else transaction()
 
     def schema_revision(self) -> str | None:
         """The database's Alembic revision, or None for an empty database."""
@@ -86,10 +97,6 @@ class Database:
         """Run a trivial query; raises when the database cannot be reached."""
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class _Pending:
@@ -120,8 +127,7 @@ class GroupCommitter(Generic[T]):
     `idle_seconds` with nothing to do. Hooks, all run on the committer thread: `on_start()` when it
     starts, `after_batch(result)` after the callers of a successful batch are woken, and
     `when_idle()` every `poll_seconds` without work, returning True while it still has background
-    work (the thread then stays). With `blocking_commit`, `commit` may block inside C without
-    yielding to gevent (SQLite) and runs through `call_blocking`.
+    work (the thread then stays).
     """
 
     def __init__(
@@ -136,13 +142,11 @@ class GroupCommitter(Generic[T]):
         on_start: Callable[[], Any] | None = None,
         after_batch: Callable[[Any], Any] | None = None,
         when_idle: Callable[[], bool] | None = None,
-        blocking_commit: bool = False,
         isolate: tuple[type[BaseException], ...] = (DataError, IntegrityError),
     ) -> None:
         self.name = name
         self._isolate = isolate
         self._commit = commit
-        self._blocking_commit = blocking_commit
         self.max_items = max_items
         self.wait_seconds = wait_seconds
         self.idle_seconds = idle_seconds
@@ -220,7 +224,7 @@ class GroupCommitter(Generic[T]):
 
     def _try_commit(self, batch: list[T]) -> tuple[Any, BaseException | None]:
         try:
-            return (call_blocking(self._commit, batch) if self._blocking_commit else self._commit(batch)), None
+            return self._commit(batch), None
         except Exception as exc:  # noqa: BLE001 - handed to the batch's callers
             return None, exc
 
@@ -335,7 +339,7 @@ _UPGRADE_CHILD = "import os; from chatkit_backend.db import upgrade_schema; upgr
 
 
 def upgrade_schema_in_child(url: str) -> None:
-    """Run `upgrade_schema(url)` in a child Python: Alembic and Mako (~11 MiB) never load in this process."""
+    """Run `upgrade_schema(url)` in a child Python: Alembic and Mako never load (nor stay in memory) here."""
     root = str(MIGRATIONS_DIR.parent)
     env = {**os.environ, "DATABASE_URL": url}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))

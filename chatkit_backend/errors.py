@@ -6,14 +6,10 @@ import json
 import logging
 import math
 import re
-import time
 from typing import Any
 
 from flask import Flask, Response, g, request
-from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
-
-from chatkit_backend.rate_limits import limiter
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +141,7 @@ def _handle_http_exception(error: HTTPException) -> Response:
     headers: dict[str, str] = {}
     if status == 405 and getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
-    if isinstance(error, RateLimitExceeded):
-        message = f"Rate limit of {error.description} exceeded; retry after the number of seconds in Retry-After."
-        headers["Retry-After"] = _seconds_until_reset()
     return error_response(ApiError(code, message, status, headers=headers))
-
-
-def _seconds_until_reset() -> str:
-    """Seconds until the breached rate limit lets this client through again (at least 1)."""
-    breached = limiter.current_limit
-    if breached is None:
-        return "1"
-    return str(max(breached.reset_at - int(time.time()), 1))
 
 
 def _handle_unexpected(error: Exception) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Flask, current_app, jsonify
 
 from chatkit_backend.db import get_db
 from chatkit_backend.rate_limits import limiter, storage_is_healthy
@@ -50,3 +50,8 @@ def ready():
     ready_now = checks["database"]["ok"] and checks["chatkit_credentials"]["ok"]
     status = "not_ready" if not ready_now else "ready" if checks["rate_limit_storage"]["ok"] else "degraded"
     return jsonify(status=status, checks=checks), 200 if ready_now else 503
+
+
+def init_app(app: Flask) -> None:
+    """Register /health and /ready."""
+    app.register_blueprint(bp)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, current_app, request
-from flask_limiter import Limiter
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
 
 from chatkit_backend import rate_limit_storage
+from chatkit_backend.errors import ApiError, error_response
+from chatkit_backend.identity import current_user, peek_user
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,6 @@ def user_key() -> str:
     without a valid identity is keyed by its address (the view answers it 401); a key function
     must never fail the request.
     """
-    from chatkit_backend.identity import current_user, peek_user
-
     user = peek_user()
     if user is None and current_app.config["SETTINGS"].identity_mode == "anonymous":
         user = current_user()
@@ -86,8 +87,21 @@ def storage_is_healthy() -> bool:
         return False
 
 
+def _rate_limited(error: RateLimitExceeded) -> Response:
+    message = f"Rate limit of {error.description} exceeded; retry after the number of seconds in Retry-After."
+    return error_response(ApiError("rate_limited", message, 429, headers={"Retry-After": _seconds_until_reset()}))
+
+
+def _seconds_until_reset() -> str:
+    """Seconds until the breached rate limit lets this client through again (at least 1)."""
+    breached = limiter.current_limit
+    if breached is None:
+        return "1"
+    return str(max(breached.reset_at - int(time.time()), 1))
+
+
 def init_app(app: Flask) -> None:
-    """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI."""
+    """Bind the limiter to `app` with the storage from RATELIMIT_STORAGE_URI; a 429 answers the error contract."""
     settings = app.config["SETTINGS"]
     uri = settings.ratelimit_storage_uri
     if uri.startswith("memory://"):
@@ -102,3 +116,4 @@ def init_app(app: Flask) -> None:
     # process builds (tests build many), so each app's counters stay under its own prefix.
     limiter._key_prefix = ""
     limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)

@@ -22,7 +22,6 @@ from sqlalchemy import create_engine, text
 import chatkit_backend.models  # noqa: F401 - registers every table on metadata
 from chatkit_backend import create_app
 from chatkit_backend.db import metadata, normalise_url, upgrade_schema
-from chatkit_backend.request_log import flush_logs
 from tests.chatkit_standin import ChatKitStandin
 
 # Fixtures of the analytics and admin tests (`analytics_app`) and of the self-hosted ChatKit tests.
@@ -60,13 +59,6 @@ def port_open(url: str, default_port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-@pytest.fixture(autouse=True)
-def _logs_written_inside_the_test() -> Iterator[None]:
-    """Log lines are written by a thread: flush them while this test's capture is still active."""
-    yield
-    flush_logs()
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from chatkit_backend.db import (
     redact_password,
 )
 from chatkit_backend.models import SESSIONS
-from tests.conftest import new_postgres_database
+from tests.conftest import copy_of, new_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -180,9 +180,11 @@ def test_rows_round_trip_through_the_engine_with_column_defaults(make_app, datab
 
 def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():
     batches: list[list[int]] = []
+    holding: list[int] = []
     gate = threading.Event()
 
     def commit(items: list[int]) -> int:
+        holding[:] = items
         gate.wait(5)
         if -1 in items:
             raise ValueError("bad batch")
@@ -201,7 +203,11 @@ def test_group_committer_shares_one_commit_and_hands_errors_to_every_caller():
     threads = [threading.Thread(target=submit, args=(value,)) for value in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)  # the committer holds the first item; the other seven wait in the queue
+    # Until the committer holds a batch and every other item waits in the queue.
+    deadline = time.monotonic() + 5
+    while len(holding) + committer._queue.qsize() < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert holding
     gate.set()
     for thread in threads:
         thread.join(5)
@@ -263,3 +269,64 @@ def test_call_blocking_lets_other_greenlets_run_under_gevent(call, other_greenle
 
 def test_call_blocking_is_a_plain_call_without_gevent():
     assert call_blocking(threading.get_ident) == threading.get_ident()
+
+
+WRITE_UNDER_LOCK_PROBE = """
+from gevent import monkey
+monkey.patch_all()
+import gevent, json, sqlite3, sys
+from pathlib import Path
+from sqlalchemy import update
+from chatkit_backend.analytics.spool import Spool
+from chatkit_backend.analytics.store import EventStore
+from chatkit_backend.db import Database
+from chatkit_backend.models import SESSIONS
+from chatkit_backend.sessions.registry import SessionRegistry
+path, spool_path = sys.argv[1], Path(sys.argv[2])
+database = Database(f"sqlite:///{{path}}")
+database.ping()  # the pooled connection exists before the lock is taken
+registry = SessionRegistry(database)
+store = EventStore(database, Spool(spool_path))
+row = {{"event_key": "spooled-1", "kind": "message", "received_at": "2026-01-01T00:00:00+00:00"}}
+spool_path.write_text(json.dumps(["events", row]) + "\\n")
+def plain_update():
+    with database.engine.begin() as connection:
+        connection.execute(update(SESSIONS).where(SESSIONS.c.id == "s-old").values(status="cancelled"))
+# Another writer (another worker process) holds SQLite's write lock for 0.3 s, on an OS thread of its own.
+holder = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")
+blocking_sleep = monkey.get_original("time", "sleep")
+gevent.get_hub().threadpool.spawn(lambda: (blocking_sleep(0.3), holder.execute("COMMIT")))
+ticks = []
+ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(100)])
+gevent.sleep(0)
+{call}
+print(len(ticks))
+ticker.kill()
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "other_greenlets_run"),
+    [
+        ('registry.mark_cancelled("s-old", replaced_by="s-new")', True),  # what a refresh writes
+        ("assert store.replay_spool() == 1 and not store.spool.rejected_path.exists()", True),
+        ("plain_update()", False),
+    ],
+)
+def test_refresh_and_spool_replay_writes_let_other_greenlets_run_while_sqlite_waits(
+    call, other_greenlets_run, migrated_sqlite, tmp_path
+):
+    # Under gevent a write that waits for SQLite's lock on the hub stalls every request of the
+    # worker (the plain update is the control); every write goes through Database.write instead.
+    database = copy_of(migrated_sqlite, tmp_path / "probe.sqlite3").removeprefix("sqlite:///")
+    out = subprocess.run(
+        [sys.executable, "-c", WRITE_UNDER_LOCK_PROBE.format(call=call), database, str(tmp_path / "spool.jsonl")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=ROOT,
+    ).stdout
+    ticks = int(out.split()[-1])
+    assert (ticks >= 10) is other_greenlets_run, ticks

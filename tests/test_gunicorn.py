@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from chatkit_backend import log_format
 from tests.servers import ROOT, gunicorn
 
 pytestmark = pytest.mark.slow
@@ -62,17 +63,18 @@ def test_memory_rate_limits_with_several_workers_warn_once(gunicorn_server):
     assert json.loads(warnings[0])["level"] == "WARNING"
 
 
-def test_the_worker_class_imports_nothing_of_the_app_into_gunicorns_master():
-    # gunicorn's master imports the worker class before forking; workers import the app only after
-    # gevent has patched the standard library. Locks or sockets made before that patch would block
-    # the whole worker, so the master must not import Flask, SQLAlchemy or requests.
+def test_gunicorns_master_imports_nothing_of_the_app():
+    # gunicorn's master reads gunicorn.conf.py and imports the worker class before forking; workers
+    # import the app only after gevent has patched the standard library. Locks or sockets made
+    # before that patch would block the whole worker, so the master must not import Flask,
+    # SQLAlchemy, requests or the package.
     code = (
-        "import sys, chatkit_backend.gunicorn_worker as w; "
-        "print(w.JsonErrorGeventWorker.__mro__[1].__name__, "
-        "sorted(m for m in ('flask', 'sqlalchemy', 'requests', 'werkzeug') if m in sys.modules))"
+        "import runpy, sys, gunicorn_worker as w; config = runpy.run_path('gunicorn.conf.py'); "
+        "print(w.JsonErrorGeventWorker.__mro__[1].__name__, config['logconfig_dict']['formatters']['json']['fmt'], "
+        "sorted(m for m in ('flask', 'sqlalchemy', 'requests', 'werkzeug', 'chatkit_backend') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    assert out.split() == ["GeventWorker", "[]"]
+    assert out.split() == ["GeventWorker", *log_format.FORMAT.split(), "[]"]
 
 
 def test_a_keep_alive_client_with_requests_waiting_does_not_starve_another(tmp_path):

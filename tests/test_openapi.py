@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import jsonschema
 import pytest
 import schemathesis
 
@@ -72,3 +73,33 @@ def test_openapi_json_is_never_rate_limited(make_app):
     app = make_app(CHATKIT_SESSION_RATE_LIMIT="1/minute", CHATKIT_THREADS_RATE_LIMIT="1/minute")
     client = app.test_client()
     assert all(client.get("/openapi.json").status_code == 200 for _ in range(30))
+
+
+@pytest.mark.parametrize("refused", ["nul\x00here", "lone \ud800 surrogate"])
+def test_strings_the_service_refuses_are_outside_the_schemas(make_app, refused):
+    document = make_app().test_client().get("/openapi.json").get_json()
+    event = {"$ref": "#/components/schemas/Event", "components": document["components"]}
+    jsonschema.validate({"name": "fine", "data": {"deep": [{"ok": "yes"}]}}, event)
+    for bad in ({"name": refused}, {"data": {"deep": [{"key": refused}]}}, {"data": {refused: 1}}, {refused: 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, event)
+
+
+def test_admin_summary_times_are_declared_as_dates_or_date_times(make_app):
+    app = make_app(CHATKIT_ADMIN_TOKEN="admin-token-for-the-document")
+    document = app.test_client().get("/openapi.json").get_json()
+    parameters = document["paths"]["/api/admin/analytics/summary"]["get"]["parameters"]
+    formats = {p["name"]: {f.get("format") for f in p["schema"].get("anyOf", [])} for p in parameters}
+    assert formats["since"] == formats["until"] == {"date", "date-time", None}  # None: empty, the default
+
+
+def test_each_analytics_route_documents_its_own_413(make_app):
+    paths = make_app().test_client().get("/openapi.json").get_json()["paths"]
+    assert "batch_too_large" in paths["/api/analytics/events"]["post"]["responses"]["413"]["description"]
+    for path in ("/api/analytics/message", "/api/analytics/thread-change", "/api/errors"):
+        description = paths[path]["post"]["responses"]["413"]["description"]
+        assert "event_too_large" in description
+        assert "batch_too_large" not in description
+    assert "too_large`" not in paths["/api/chatkit/session"]["post"]["responses"]["413"]["description"].replace(
+        "payload_too_large`", ""
+    )

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from chatkit_backend.request_log import RequestContextFilter, flush_logs
+from chatkit_backend.request_log import RequestContextFilter
 
 
 @pytest.fixture
@@ -15,7 +15,6 @@ def json_lines(capsys):
     """The JSON log lines written to stderr so far, parsed."""
 
     def read() -> list[dict]:
-        flush_logs()  # lines are written by the logging thread
         return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
 
     return read

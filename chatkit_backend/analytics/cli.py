@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import click
-from flask import Blueprint, current_app
+from flask import current_app
+from flask.cli import AppGroup
 
 from chatkit_backend.analytics import queries
 from chatkit_backend.analytics.ingest import get_store
@@ -51,30 +52,32 @@ def export(table: str, fmt: str, since: datetime | None, until: datetime | None,
     click.echo(f"exported {total} {table}", err=True)
 
 
-def register(bp: Blueprint) -> None:
-    """Attach the commands to the analytics blueprint's `flask analytics` group."""
+analytics_cli = AppGroup("analytics", help="Export, prune and replay analytics data.")
 
-    @bp.cli.command("export", help="Export events or error reports as JSON lines or CSV.")
-    @click.option("--table", type=click.Choice(sorted(queries.EXPORT_TABLES)), default="events", show_default=True)
-    @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-    @click.option("--since", type=_Time(), help="Only rows received at or after this time (UTC if no offset).")
-    @click.option("--until", type=_Time(), help="Only rows received before this time.")
-    @click.option("--output", "-o", default="-", show_default=True, help="File to write; - for standard output.")
-    def export_command(table: str, fmt: str, since: datetime | None, until: datetime | None, output: str) -> None:
-        export(table, fmt, since, until, output)
 
-    @bp.cli.command(
-        "prune", help="Delete events, error reports, error groups and expired sessions older than the retention."
-    )
-    @click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default: the retention setting).")
-    def prune_command(days: int | None) -> None:
-        days = days or current_app.config["SETTINGS"].analytics_retention_days
-        with get_db().engine.begin() as connection:
-            counts = queries.prune(connection, datetime.now(UTC) - timedelta(days=days))
-        click.echo("pruned " + ", ".join(f"{count} {name}" for name, count in counts.items()) + f" (kept {days} days)")
+@analytics_cli.command("export", help="Export events or error reports as JSON lines or CSV.")
+@click.option("--table", type=click.Choice(sorted(queries.EXPORT_TABLES)), default="events", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--since", type=_Time(), help="Only rows received at or after this time (UTC if no offset).")
+@click.option("--until", type=_Time(), help="Only rows received before this time.")
+@click.option("--output", "-o", default="-", show_default=True, help="File to write; - for standard output.")
+def export_command(table: str, fmt: str, since: datetime | None, until: datetime | None, output: str) -> None:
+    export(table, fmt, since, until, output)
 
-    @bp.cli.command("replay-spool", help="Move events spooled during a database outage into the database.")
-    def replay_command() -> None:
-        store = get_store()
-        count = store.replay_spool()
-        click.echo(f"replayed {count} spooled rows from {store.spool.path}")
+
+@analytics_cli.command(
+    "prune", help="Delete events, error reports, error groups and expired sessions older than the retention."
+)
+@click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default: the retention setting).")
+def prune_command(days: int | None) -> None:
+    days = days or current_app.config["SETTINGS"].analytics_retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    counts = get_db().write(lambda connection: queries.prune(connection, cutoff))
+    click.echo("pruned " + ", ".join(f"{count} {name}" for name, count in counts.items()) + f" (kept {days} days)")
+
+
+@analytics_cli.command("replay-spool", help="Move events spooled during a database outage into the database.")
+def replay_command() -> None:
+    store = get_store()
+    count = store.replay_spool()
+    click.echo(f"replayed {count} spooled rows from {store.spool.path}")

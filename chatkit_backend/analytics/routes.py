@@ -13,7 +13,7 @@ from chatkit_backend.errors import ApiError, get_json_body
 from chatkit_backend.identity import peek_user
 from chatkit_backend.rate_limits import analytics_event_limit, analytics_limit, client_address, limiter
 
-bp = Blueprint("analytics", __name__, url_prefix="/api", cli_group="analytics")
+bp = Blueprint("analytics", __name__, url_prefix="/api")
 
 
 def _batch_body() -> Any:

@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 
 STORED, SPOOLED, UNAVAILABLE = "stored", "spooled", "unavailable"
 WAIT_SECONDS = 25.0  # below gunicorn's 30 s worker timeout
-# Rows per group commit. It bounds a commit's peak memory: one gevent worker may hold 50 batches of
-# 100 events at once, and 5,000-row commits left PostgreSQL workers at 80-82 MiB, 1,000-row ones at 77-79.
+# Rows per group commit: bounds a commit's peak memory (figures: docs/BENCHMARKS.md).
 MAX_GROUP_ROWS = 1000
 IDLE_SECONDS = 2.0  # the committer thread ends after this long with nothing to do
 REPLAY_INTERVAL_SECONDS = 30.0
@@ -36,7 +35,7 @@ SPOOL_CHECK_SECONDS = 1.0  # after stored batches, look for another worker's spo
 
 def _insert(connection: Connection, table: Table):
     # The dialect's module by name: importing sqlalchemy.dialects.postgresql at start-up costs
-    # ~40 ms (it pulls in asyncpg's dialect) on SQLite, where it is never used.
+    # measurable start-up time (it pulls in asyncpg's dialect) on SQLite, where it is never used.
     name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
     return import_module(f"sqlalchemy.dialects.{name}").insert(table)
 
@@ -163,7 +162,7 @@ class EventStore:
         except Exception as error:  # noqa: BLE001 - whatever stops the commit, the spool takes the rows
             log.warning("analytics commit failed (%s); spooling %d rows", type(error).__name__, len(records))
         try:
-            self.spool.append(records)
+            call_blocking(self.spool.append, records)  # its fsync, like SQLite, blocks inside C
         except OSError as error:
             log.error("analytics spool %s unwritable (%s); %d rows refused", self.spool.path, error, len(records))
             return UNAVAILABLE
@@ -216,5 +215,4 @@ class EventStore:
             )
 
     def _write(self, records: list[Record]) -> None:
-        with self.database.engine.begin() as connection:
-            write_records(connection, records)
+        self.database.write(lambda connection: write_records(connection, records))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Flask, current_app
 
 from chatkit_backend.rate_limits import limiter
 
@@ -17,3 +17,8 @@ def openapi_document():
     from chatkit_backend.openapi.document import build_document
 
     return build_document(current_app.config["SETTINGS"])
+
+
+def init_app(app: Flask) -> None:
+    """Register /openapi.json."""
+    app.register_blueprint(bp)

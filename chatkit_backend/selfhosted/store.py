@@ -67,22 +67,16 @@ class SqlStore(Store[RequestContext]):
     # Running the synchronous statements
 
     async def _read(self, function: Callable[..., R], *args: Any) -> R:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(self._connected, function), *args
-        )
+        def read() -> R:
+            with self.database.engine.connect() as connection:
+                return function(connection, *args)
+
+        return await asyncio.get_running_loop().run_in_executor(None, read)
 
     async def _write(self, function: Callable[..., R], *args: Any) -> R:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(self.database.write, self._transaction, function), *args
-        )
-
-    def _connected(self, function: Callable[..., R], *args: Any) -> R:
-        with self.database.engine.connect() as connection:
-            return function(connection, *args)
-
-    def _transaction(self, function: Callable[..., R], *args: Any) -> R:
-        with self.database.engine.begin() as connection:
-            return function(connection, *args)
+        # One transaction through the service's one write path (off the gevent hub on SQLite).
+        work = functools.partial(_with_connection_first, function, args)
+        return await asyncio.get_running_loop().run_in_executor(None, self.database.write, work)
 
     # Threads
 
@@ -152,6 +146,10 @@ class SqlStore(Store[RequestContext]):
 
 
 # The synchronous statements, each given a connection.
+
+
+def _with_connection_first(function: Callable[..., R], args: tuple[Any, ...], connection: Connection) -> R:
+    return function(connection, *args)
 
 
 def _thread_data(connection: Connection, thread_id: str, owner: str) -> str | None:

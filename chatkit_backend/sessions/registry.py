@@ -53,9 +53,7 @@ class SessionRegistry:
         database = self.database
 
         def insert_rows(rows: list[dict[str, Any]]) -> None:
-            # One executemany for the whole batch.
-            with database.engine.begin() as connection:
-                connection.execute(_INSERT, rows)
+            database.write(lambda connection: connection.execute(_INSERT, rows))  # one executemany per batch
 
         return database.committer("session-registry-committer", insert_rows, wait_seconds=RECORD_WAIT_SECONDS)
 
@@ -77,9 +75,9 @@ class SessionRegistry:
 
     def mark_cancelled(self, session_id: str, *, replaced_by: str | None = None) -> None:
         """Record that a session was cancelled (by a refresh, when `replaced_by` is set, or by logout)."""
-        with self.database.engine.begin() as connection:
-            connection.execute(
-                update(SESSIONS)
-                .where(SESSIONS.c.id == session_id)
-                .values(status="cancelled", cancelled_at=datetime.now(UTC), replaced_by=replaced_by)
-            )
+        statement = (
+            update(SESSIONS)
+            .where(SESSIONS.c.id == session_id)
+            .values(status="cancelled", cancelled_at=datetime.now(UTC), replaced_by=replaced_by)
+        )
+        self.database.write(lambda connection: connection.execute(statement))
