@@ -160,6 +160,8 @@ class Run:
             "CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS": HIGH_LIMIT,
             "CHATKIT_THREADS_RATE_LIMIT": HIGH_LIMIT,
             "CHATKIT_ANALYTICS_RATE_LIMIT": HIGH_LIMIT,
+            "CHATKIT_ANALYTICS_EVENT_RATE_LIMIT": HIGH_LIMIT,
+            "CHATKIT_THREADS_RATE_LIMIT_PER_ADDRESS": HIGH_LIMIT,
         }
         if self.args.workers:
             env["WEB_CONCURRENCY"] = str(self.args.workers)
