@@ -11,7 +11,8 @@ from chatkit_backend.admin import auth
 from chatkit_backend.admin.charts import bar_chart
 from chatkit_backend.analytics import queries
 from chatkit_backend.db import get_db
-from chatkit_backend.errors import validation_error
+from chatkit_backend.errors import ApiError, validation_error
+from chatkit_backend.query_numbers import whole_number
 from chatkit_backend.rate_limits import limiter
 
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
@@ -47,14 +48,13 @@ def _summary_range() -> tuple[datetime, datetime, str]:
 
 
 def _page_args() -> tuple[int, int]:
-    problems = []
+    problems: list[dict[str, Any]] = []
     values = {}
     for field, default, top in (("page", 1, 1_000_000), ("per_page", 50, 200)):
-        raw = request.args.get(field, str(default))
-        if not raw.isdigit() or not 1 <= int(raw) <= top:
-            problems.append({"field": field, "message": f"must be a whole number from 1 to {top}"})
-        else:
-            values[field] = int(raw)
+        try:
+            values[field] = whole_number(request.args, field, default, minimum=1, maximum=top)
+        except ApiError as error:
+            problems += error.details or []
     if problems:
         raise validation_error(problems)
     return values["page"], values["per_page"]
