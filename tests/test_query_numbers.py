@@ -9,7 +9,7 @@ from chatkit_backend.query_numbers import whole_number
 
 ADMIN_TOKEN = "admin-token-for-query-number-tests-0123"
 # '²' passes str.isdigit and then makes int() raise (a 500); '٣' (Arabic-Indic three) was taken as 3.
-NOT_ASCII = ["²", "٣", "３", "1²", "-1", "+1", " 1", "1 ", "1.0", "0x10", "", "9" * 5000]
+NOT_ASCII = ["²", "٣", "\uff13", "1²", "-1", "+1", " 1", "1 ", "1.0", "0x10", "", "9" * 5000]
 
 
 @pytest.mark.parametrize("raw", NOT_ASCII)
