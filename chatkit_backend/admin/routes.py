@@ -83,9 +83,14 @@ def errors():
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
+@api_bp.after_request
 def _no_store(response: Response) -> Response:
+    """Admin answers (pages and JSON) are never kept by a browser or shared cache."""
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+pages_bp.after_request(_no_store)
 
 
 @pages_bp.get("")

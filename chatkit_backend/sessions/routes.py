@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from chatkit_backend.errors import ApiError, get_json_body
 from chatkit_backend.identity import current_user
@@ -23,6 +23,13 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/chatkit")
 _per_user = limiter.shared_limit(session_limit, scope="chatkit-session-user", key_func=user_key)
 _per_address = limiter.shared_limit(session_limit_per_address, scope="chatkit-session-address", key_func=client_address)
 _threads = limiter.limit(threads_limit, key_func=user_key)
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Client secrets and a user's threads: no browser or shared cache may keep them.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _secret_answer(session: ChatKitSession) -> dict[str, object]:
