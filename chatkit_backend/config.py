@@ -7,6 +7,7 @@ Every variable the service reads is declared here and nowhere else; the README t
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,11 @@ T = TypeVar("T")
 ENVIRONMENTS = ("production", "development", "test")
 IDENTITY_MODES = ("anonymous", "jwt", "header")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
+# Shortest SECRET_KEY, CHATKIT_ADMIN_TOKEN and CHATKIT_JWT_SECRET production accepts (256 bits of base64/hex-ish text).
+MIN_SECRET_LENGTH = 32
+# An origin as browsers send it: scheme://host[:port], nothing else (no wildcard, path, or 'null').
+_ORIGIN = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 class ConfigError(Exception):
@@ -105,6 +111,11 @@ class Settings:
         return self.env == "development"
 
     @property
+    def identity_cookie_always_secure(self) -> bool:
+        """True when the identity cookie is Secure on every answer (production, or SameSite=None)."""
+        return self.env == "production" or self.cookie_samesite == "None"
+
+    @property
     def chatkit_configured(self) -> bool:
         """True when the hosted sessions API can be called (key and workflow set)."""
         return bool(self.openai_api_key and self.workflow_id)
@@ -136,6 +147,28 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         r.problem("CHATKIT_IDENTITY_MODE=jwt needs CHATKIT_JWT_SECRET (HS256) or CHATKIT_JWT_PUBLIC_KEY (RS256/ES256)")
     if identity_mode == "header" and hops < 1:
         r.problem("CHATKIT_IDENTITY_MODE=header needs TRUSTED_PROXY_HOPS >= 1 (the header must come from your proxy)")
+    admin_token = r.text("CHATKIT_ADMIN_TOKEN")
+    if env == "production":
+        for name, value in (
+            ("SECRET_KEY", secret_key),
+            ("CHATKIT_ADMIN_TOKEN", admin_token),
+            ("CHATKIT_JWT_SECRET", jwt_secret),
+        ):
+            if value and len(value) < MIN_SECRET_LENGTH:
+                # A short secret can be guessed; the message never repeats the value.
+                r.problem(
+                    f"{name} must be at least {MIN_SECRET_LENGTH} characters in production; generate one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+    samesite = r.choice("CHATKIT_COOKIE_SAMESITE", "Lax", SAMESITE_VALUES)
+    always_secure = env == "production" or samesite == "None"
+    # __Host-: a sibling subdomain cannot plant it (browsers refuse it with Domain, or without Secure).
+    cookie_name = r.text("CHATKIT_USER_COOKIE_NAME") or ("__Host-chatkit_uid" if always_secure else "chatkit_uid")
+    if cookie_name.startswith(("__Host-", "__Secure-")) and not always_secure:
+        r.problem(
+            f"CHATKIT_USER_COOKIE_NAME={cookie_name!r}: browsers keep a __Host-/__Secure- cookie only when it is "
+            "Secure; use CHATKIT_ENV=production or CHATKIT_COOKIE_SAMESITE=None, or a name without the prefix"
+        )
     return {
         "env": env,
         "secret_key": secret_key,
@@ -144,7 +177,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "auto_migrate": r.flag("CHATKIT_AUTO_MIGRATE", None),
         "ratelimit_storage_uri": r.text("RATELIMIT_STORAGE_URI") or "memory://",
         "ratelimit_key_prefix": r.text("RATELIMIT_KEY_PREFIX") or "chatkit",
-        "cors_origins": r.items("CORS_ORIGINS"),
+        "cors_origins": r.origins("CORS_ORIGINS"),
         "trusted_proxy_hops": hops,
         "max_content_length": r.integer("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "log_level": r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -173,8 +206,8 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "session_rate_limit_per_address": r.rate_limit("CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS", "60/minute;1000/hour"),
         "threads_rate_limit": r.rate_limit("CHATKIT_THREADS_RATE_LIMIT", "60/minute"),
         "identity_mode": identity_mode,
-        "user_cookie_name": r.text("CHATKIT_USER_COOKIE_NAME") or "chatkit_uid",
-        "cookie_samesite": r.choice("CHATKIT_COOKIE_SAMESITE", "Lax", SAMESITE_VALUES),
+        "user_cookie_name": cookie_name,
+        "cookie_samesite": samesite,
         "cookie_max_age": r.integer("CHATKIT_COOKIE_MAX_AGE", 30 * 24 * 3600, minimum=60),
         "jwt_secret": jwt_secret,
         "jwt_public_key": jwt_public_key,
@@ -189,7 +222,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_spool_path": r.text("CHATKIT_ANALYTICS_SPOOL_PATH"),
         "analytics_retention_days": r.integer("CHATKIT_ANALYTICS_RETENTION_DAYS", 90, minimum=1),
         "analytics_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_RATE_LIMIT", "1200/minute"),
-        "admin_token": r.text("CHATKIT_ADMIN_TOKEN"),
+        "admin_token": admin_token,
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }
 
@@ -241,6 +274,26 @@ class _Reader:
     def items(self, name: str) -> tuple[str, ...]:
         raw = self.text(name) or ""
         return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        """Comma-separated origins, each exactly scheme://host[:port], lower-cased, default port dropped."""
+        found = []
+        for item in self.items(name):
+            match = _ORIGIN.fullmatch(item)
+            if match is None:
+                self.problem(
+                    f"{name}: {item!r} is not an origin; expected scheme://host[:port] such as "
+                    "https://app.example.com (no '*', 'null', wildcard subdomain, path or trailing slash)"
+                )
+                continue
+            scheme, host, port = match.group(1).lower(), match.group(2).lower(), match.group(3)
+            if port is not None and not 1 <= int(port) <= 65535:
+                self.problem(f"{name}: {item!r} has no valid port")
+                continue
+            # Browsers leave the default port out of Origin: keep it out, so the comparison is exact.
+            port = None if port is None or str(int(port)) == _DEFAULT_PORTS[scheme] else str(int(port))
+            found.append(f"{scheme}://{host}" + (f":{port}" if port else ""))
+        return tuple(found)
 
     def rate_limit(self, name: str, default: str) -> str:
         def parse(raw: str) -> str:

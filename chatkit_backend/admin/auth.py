@@ -60,14 +60,6 @@ def csrf_is_valid() -> bool:
     return cookie_is_valid() and hmac.compare_digest(request.form.get("csrf_token", ""), csrf_token())
 
 
-def same_origin_post() -> bool:
-    """Refuse cross-site form posts (login CSRF): browsers send Origin and Sec-Fetch-Site on POST."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    return origin is None or origin == request.host_url.rstrip("/")
-
-
 def is_admin() -> bool:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):

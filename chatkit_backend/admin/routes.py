@@ -12,6 +12,7 @@ from chatkit_backend.admin.charts import bar_chart
 from chatkit_backend.analytics import queries
 from chatkit_backend.db import get_db
 from chatkit_backend.errors import ApiError, validation_error
+from chatkit_backend.http_security import is_same_origin_request
 from chatkit_backend.query_numbers import whole_number
 from chatkit_backend.rate_limits import limiter
 
@@ -109,7 +110,8 @@ def dashboard():
 @limiter.limit("10/minute")
 def login():
     """Exchange the admin token for an HttpOnly, SameSite=Strict cookie."""
-    if not auth.same_origin_post() or not auth.token_matches(request.form.get("token")):
+    # Login CSRF: no origin may post here but the service's own (CORS_ORIGINS do not count).
+    if not is_same_origin_request() or not auth.token_matches(request.form.get("token")):
         return _no_store(make_response(render_template("admin/login.html", failed=True), 401))
     response = redirect(url_for("admin.dashboard"), 303)
     response.set_cookie(

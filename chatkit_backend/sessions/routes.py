@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from chatkit_backend.errors import ApiError, get_json_body
+from chatkit_backend.http_security import same_origin_only
 from chatkit_backend.identity import current_user
 from chatkit_backend.rate_limits import (
     client_address,
@@ -42,6 +43,7 @@ def _allowed_state_variables() -> tuple[str, ...]:
 
 @bp.post("/session")
 @bp.post("/session/")
+@same_origin_only
 @_per_user
 @_per_address
 def create_session():
@@ -52,6 +54,7 @@ def create_session():
 
 
 @bp.post("/refresh")
+@same_origin_only
 @_per_user
 @_per_address
 def refresh_session():
@@ -64,6 +67,7 @@ def refresh_session():
 
 
 @bp.post("/session/cancel")
+@same_origin_only
 @_per_user
 def cancel_sessions():
     """Logout: cancel the current user's active sessions."""
@@ -85,6 +89,7 @@ def list_threads():
 
 
 @bp.delete("/threads/<thread_id>")
+@same_origin_only
 @_threads
 def delete_thread(thread_id: str):
     """Delete one of the current user's threads; another user's thread is 404, as if it did not exist."""
