@@ -1,6 +1,7 @@
 """Imports every table module so that `metadata` knows the whole schema (Alembic, tests)."""
 
+from chatkit_backend.admin.models import ADMIN_REVOKED_COOKIES
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
 from chatkit_backend.sessions.models import SESSIONS
 
-__all__ = ["ERRORS", "EVENTS", "GROUPS", "SESSIONS"]
+__all__ = ["ADMIN_REVOKED_COOKIES", "ERRORS", "EVENTS", "GROUPS", "SESSIONS"]

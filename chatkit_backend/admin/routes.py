@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
 
 from chatkit_backend.admin import auth
 from chatkit_backend.admin.charts import bar_chart
@@ -98,21 +98,35 @@ pages_bp.after_request(_no_store)
 def dashboard():
     """The dashboard when signed in; the sign-in form otherwise."""
     if not auth.cookie_is_valid():
-        return _no_store(make_response(render_template("admin/login.html", failed=False)))
+        return make_response(render_template("admin/login.html", failed=False))
     data = _summary()
     labels = [label[: 13 if data["bucket"] == "hour" else 10].replace("T", " ") for label in data["buckets"]]
     charts = [bar_chart(key, title, labels, data["counts"].get(key, [0] * len(labels))) for key, title in CHARTS]
     page = render_template("admin/dashboard.html", data=data, charts=charts, csrf_token=auth.csrf_token())
-    return _no_store(make_response(page))
+    return page
+
+
+def _cookie_is_secure() -> bool:
+    # Secure in production even when TLS ends at a proxy that is not trusted (TRUSTED_PROXY_HOPS=0).
+    return request.is_secure or current_app.config["SETTINGS"].env == "production"
 
 
 @pages_bp.post("/login")
 @limiter.limit("10/minute")
 def login():
     """Exchange the admin token for an HttpOnly, SameSite=Strict cookie."""
-    # Login CSRF: no origin may post here but the service's own (CORS_ORIGINS do not count).
-    if not is_same_origin_request() or not auth.token_matches(request.form.get("token")):
-        return _no_store(make_response(render_template("admin/login.html", failed=True), 401))
+    # Login CSRF: no origin may post here but the service's own (CORS_ORIGINS do not count); such a
+    # post is not counted as a failure, so another site cannot lock the operator out.
+    if not is_same_origin_request():
+        return make_response(render_template("admin/login.html", failed=True), 401)
+    retry_after = auth.failures_retry_after()
+    if retry_after is not None:
+        page = make_response(render_template("admin/login.html", throttled=True), 429)
+        page.headers["Retry-After"] = str(retry_after)
+        return page
+    if not auth.token_matches(request.form.get("token")):
+        auth.record_failure()
+        return make_response(render_template("admin/login.html", failed=True), 401)
     response = redirect(url_for("admin.dashboard"), 303)
     response.set_cookie(
         auth.COOKIE_NAME,
@@ -120,7 +134,7 @@ def login():
         max_age=auth.COOKIE_MAX_AGE,
         httponly=True,
         samesite="Strict",
-        secure=request.is_secure,
+        secure=_cookie_is_secure(),
         path="/",
     )
     return response
@@ -128,9 +142,10 @@ def login():
 
 @pages_bp.post("/logout")
 def logout():
-    """Clear the admin cookie (needs the form's CSRF token)."""
+    """Revoke the admin cookie server-side and clear it (needs the form's CSRF token)."""
     if not auth.csrf_is_valid():
-        return _no_store(make_response(render_template("admin/login.html", failed=False), 403))
+        return make_response(render_template("admin/login.html", failed=False), 403)
+    auth.revoke_cookie()
     response = redirect(url_for("admin.dashboard"), 303)
-    response.delete_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="Strict")
+    response.delete_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="Strict", secure=_cookie_is_secure())
     return response
