@@ -102,6 +102,7 @@ class Settings:
     analytics_retention_days: int = 90
     analytics_rate_limit: str = "1200/minute"
     admin_token: str | None = field(default=None, repr=False)
+    admin_auth_failure_limit: str = "10/minute;100/day"
 
     # Frontend helper
     example_page_enabled: bool | None = None
@@ -223,6 +224,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_retention_days": r.integer("CHATKIT_ANALYTICS_RETENTION_DAYS", 90, minimum=1),
         "analytics_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_RATE_LIMIT", "1200/minute"),
         "admin_token": admin_token,
+        "admin_auth_failure_limit": r.rate_limit("CHATKIT_ADMIN_AUTH_FAILURE_LIMIT", "10/minute;100/day"),
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }
 

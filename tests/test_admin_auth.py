@@ -42,6 +42,7 @@ def test_failed_form_sign_ins_and_bearer_guesses_share_one_budget(admin_app):
         assert client.post("/admin/login", data={"token": f"g{i}"}, environ_base=ATTACKER).status_code == 401
     throttled = client.post("/admin/login", data={"token": ADMIN_TOKEN}, environ_base=ATTACKER)
     assert throttled.status_code == 429
+    assert throttled.get_json()["error"]["code"] == "rate_limited"
     assert "Set-Cookie" not in throttled.headers
 
 
@@ -51,6 +52,14 @@ def test_requests_without_a_token_do_not_spend_the_operators_budget(admin_app):
     for _ in range(20):
         assert client.get("/api/admin/errors", environ_base=OPERATOR).status_code == 401
     assert client.get("/api/admin/errors", headers=bearer(ADMIN_TOKEN), environ_base=OPERATOR).status_code == 200
+
+
+def test_the_failure_limit_is_configurable(make_app):
+    client = make_app(CHATKIT_ADMIN_TOKEN=ADMIN_TOKEN, CHATKIT_ADMIN_AUTH_FAILURE_LIMIT="2/minute").test_client()
+    statuses = [
+        client.get("/api/admin/errors", headers=bearer("g"), environ_base=ATTACKER).status_code for _ in range(3)
+    ]
+    assert statuses == [401, 401, 429]
 
 
 def test_the_failure_limit_holds_across_workers_sharing_redis(make_app, redis_url):

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from sqlalchemy import delete, insert, select
 
 from chatkit_backend.admin.models import ADMIN_REVOKED_COOKIES
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 COOKIE_NAME = "chatkit_admin"
 COOKIE_MAX_AGE = 12 * 3600
-# Wrong tokens (bearer or sign-in form) per client address; the operator from that address waits too.
-FAILED_AUTH_LIMITS = parse_many("10/minute;100/day")
 
 
 def _token() -> str:
@@ -48,11 +46,16 @@ def _failure_key() -> tuple[str, ...]:
     return (current_app.config["SETTINGS"].ratelimit_key_prefix, "admin-auth-failures", client_address())
 
 
+def _failure_limits() -> list[RateLimitItem]:
+    # CHATKIT_ADMIN_AUTH_FAILURE_LIMIT: wrong tokens (bearer or sign-in form) per client address.
+    return parse_many(current_app.config["SETTINGS"].admin_auth_failure_limit)
+
+
 def failures_retry_after() -> int | None:
     """Seconds until this address may try again when it is over the failed-authentication limit, else None."""
     key = _failure_key()
     try:
-        for limit in FAILED_AUTH_LIMITS:
+        for limit in _failure_limits():
             if not limiter.limiter.test(limit, *key):
                 reset = limiter.limiter.get_window_stats(limit, *key).reset_time
                 return max(1, math.ceil(reset - time.time()))
@@ -65,7 +68,7 @@ def record_failure() -> None:
     """Count one failed admin authentication against the client's address."""
     key = _failure_key()
     try:
-        for limit in FAILED_AUTH_LIMITS:
+        for limit in _failure_limits():
             limiter.limiter.hit(limit, *key)
     except Exception:  # as above
         log.warning("admin authentication limit: storage unavailable", exc_info=True)

@@ -121,9 +121,7 @@ def login():
         return make_response(render_template("admin/login.html", failed=True), 401)
     retry_after = auth.failures_retry_after()
     if retry_after is not None:
-        page = make_response(render_template("admin/login.html", throttled=True), 429)
-        page.headers["Retry-After"] = str(retry_after)
-        return page
+        raise auth.too_many_failures(retry_after)  # JSON, like the login's own rate limit
     if not auth.token_matches(request.form.get("token")):
         auth.record_failure()
         return make_response(render_template("admin/login.html", failed=True), 401)
