@@ -20,7 +20,7 @@ T = TypeVar("T")
 ENVIRONMENTS = ("production", "development", "test")
 IDENTITY_MODES = ("anonymous", "jwt", "header")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
-# Shortest SECRET_KEY, CHATKIT_ADMIN_TOKEN and CHATKIT_JWT_SECRET production accepts (256 bits of base64/hex-ish text).
+# Shortest SECRET_KEY, CHATKIT_ADMIN_TOKEN and CHATKIT_JWT_SECRET production accepts (token_urlsafe(32) gives 43).
 MIN_SECRET_LENGTH = 32
 # An origin as browsers send it: scheme://host[:port], nothing else (no wildcard, path, or 'null').
 _ORIGIN = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
