@@ -7,6 +7,7 @@ Every variable the service reads is declared here and nowhere else; the README t
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ ENVIRONMENTS = ("production", "development", "test")
 IDENTITY_MODES = ("anonymous", "jwt", "header")
 CHATKIT_MODES = ("self_hosted", "hosted")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
+# Shortest SECRET_KEY, CHATKIT_ADMIN_TOKEN and CHATKIT_JWT_SECRET production accepts (token_urlsafe(32) gives 43).
+MIN_SECRET_LENGTH = 32
+# An origin as browsers send it: scheme://host[:port], nothing else (no wildcard, path, or 'null').
+_ORIGIN = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 class ConfigError(Exception):
@@ -116,6 +122,7 @@ class Settings:
     analytics_rate_limit: str = "1200/minute"
     analytics_event_rate_limit: str = "3000/minute;30000/hour"
     admin_token: str | None = field(default=None, repr=False)
+    admin_auth_failure_limit: str = "10/minute;100/day"
 
     # Frontend helper
     example_page_enabled: bool | None = None
@@ -127,6 +134,11 @@ class Settings:
     @property
     def self_hosted(self) -> bool:
         return self.chatkit_mode == "self_hosted"
+
+    @property
+    def identity_cookie_always_secure(self) -> bool:
+        """True when the identity cookie is Secure on every answer (production, or SameSite=None)."""
+        return self.env == "production" or self.cookie_samesite == "None"
 
     @property
     def chatkit_configured(self) -> bool:
@@ -171,6 +183,28 @@ def _read_all(r: _Reader) -> dict[str, Any]:
     mode = r.choice("CHATKIT_MODE", "hosted" if workflow_id else "self_hosted", CHATKIT_MODES)
     if identity_mode == "header" and hops < 1:
         r.problem("CHATKIT_IDENTITY_MODE=header needs TRUSTED_PROXY_HOPS >= 1 (the header must come from your proxy)")
+    admin_token = r.text("CHATKIT_ADMIN_TOKEN")
+    if env == "production":
+        for name, value in (
+            ("SECRET_KEY", secret_key),
+            ("CHATKIT_ADMIN_TOKEN", admin_token),
+            ("CHATKIT_JWT_SECRET", jwt_secret),
+        ):
+            if value and len(value) < MIN_SECRET_LENGTH:
+                # A short secret can be guessed; the message never repeats the value.
+                r.problem(
+                    f"{name} must be at least {MIN_SECRET_LENGTH} characters in production; generate one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+    samesite = r.choice("CHATKIT_COOKIE_SAMESITE", "Lax", SAMESITE_VALUES)
+    always_secure = env == "production" or samesite == "None"
+    # __Host-: a sibling subdomain cannot plant it (browsers refuse it with Domain, or without Secure).
+    cookie_name = r.text("CHATKIT_USER_COOKIE_NAME") or ("__Host-chatkit_uid" if always_secure else "chatkit_uid")
+    if cookie_name.startswith(("__Host-", "__Secure-")) and not always_secure:
+        r.problem(
+            f"CHATKIT_USER_COOKIE_NAME={cookie_name!r}: browsers keep a __Host-/__Secure- cookie only when it is "
+            "Secure; use CHATKIT_ENV=production or CHATKIT_COOKIE_SAMESITE=None, or a name without the prefix"
+        )
     return {
         "env": env,
         "secret_key": secret_key,
@@ -179,7 +213,7 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "auto_migrate": r.flag("CHATKIT_AUTO_MIGRATE", None),
         "ratelimit_storage_uri": r.text("RATELIMIT_STORAGE_URI") or "memory://",
         "ratelimit_key_prefix": r.text("RATELIMIT_KEY_PREFIX") or "chatkit",
-        "cors_origins": r.items("CORS_ORIGINS"),
+        "cors_origins": r.origins("CORS_ORIGINS"),
         "trusted_proxy_hops": hops,
         "max_content_length": r.integer("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "log_level": r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -224,8 +258,8 @@ def _read_all(r: _Reader) -> dict[str, Any]:
             "CHATKIT_THREADS_RATE_LIMIT_PER_ADDRESS", "120/minute;2000/hour"
         ),
         "identity_mode": identity_mode,
-        "user_cookie_name": r.text("CHATKIT_USER_COOKIE_NAME") or "chatkit_uid",
-        "cookie_samesite": r.choice("CHATKIT_COOKIE_SAMESITE", "Lax", SAMESITE_VALUES),
+        "user_cookie_name": cookie_name,
+        "cookie_samesite": samesite,
         "cookie_max_age": r.integer("CHATKIT_COOKIE_MAX_AGE", 30 * 24 * 3600, minimum=60),
         "jwt_secret": jwt_secret,
         "jwt_public_key": jwt_public_key,
@@ -241,7 +275,8 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_retention_days": r.integer("CHATKIT_ANALYTICS_RETENTION_DAYS", 90, minimum=1),
         "analytics_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_RATE_LIMIT", "1200/minute"),
         "analytics_event_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_EVENT_RATE_LIMIT", "3000/minute;30000/hour"),
-        "admin_token": r.text("CHATKIT_ADMIN_TOKEN"),
+        "admin_token": admin_token,
+        "admin_auth_failure_limit": r.rate_limit("CHATKIT_ADMIN_AUTH_FAILURE_LIMIT", "10/minute;100/day"),
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }
 
@@ -293,6 +328,26 @@ class _Reader:
     def items(self, name: str) -> tuple[str, ...]:
         raw = self.text(name) or ""
         return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        """Comma-separated origins, each exactly scheme://host[:port], lower-cased, default port dropped."""
+        found = []
+        for item in self.items(name):
+            match = _ORIGIN.fullmatch(item)
+            if match is None:
+                self.problem(
+                    f"{name}: {item!r} is not an origin; expected scheme://host[:port] such as "
+                    "https://app.example.com (no '*', 'null', wildcard subdomain, path or trailing slash)"
+                )
+                continue
+            scheme, host, port = match.group(1).lower(), match.group(2).lower(), match.group(3)
+            if port is not None and not 1 <= int(port) <= 65535:
+                self.problem(f"{name}: {item!r} has no valid port")
+                continue
+            # Browsers leave the default port out of Origin: keep it out, so the comparison is exact.
+            port = None if port is None or str(int(port)) == _DEFAULT_PORTS[scheme] else str(int(port))
+            found.append(f"{scheme}://{host}" + (f":{port}" if port else ""))
+        return tuple(found)
 
     def rate_limit(self, name: str, default: str) -> str:
         def parse(raw: str) -> str:

@@ -156,7 +156,7 @@ def _set_identity_cookie(response: Response) -> Response:
     if raw is None:
         return response
     settings = _settings()
-    secure = settings.cookie_samesite == "None" or request.is_secure or settings.env == "production"
+    secure = settings.identity_cookie_always_secure or request.is_secure
     response.set_cookie(
         settings.user_cookie_name,
         _cookie_serializer(settings).dumps(raw),

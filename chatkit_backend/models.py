@@ -1,7 +1,8 @@
 """Imports every table module so that `metadata` knows the whole schema (Alembic, tests)."""
 
+from chatkit_backend.admin.models import ADMIN_REVOKED_COOKIES
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
 from chatkit_backend.selfhosted.models import ATTACHMENTS, ITEMS, THREADS
 from chatkit_backend.sessions.models import SESSIONS
 
-__all__ = ["ATTACHMENTS", "ERRORS", "EVENTS", "GROUPS", "ITEMS", "SESSIONS", "THREADS"]
+__all__ = ["ADMIN_REVOKED_COOKIES", "ATTACHMENTS", "ERRORS", "EVENTS", "GROUPS", "ITEMS", "SESSIONS", "THREADS"]

@@ -104,3 +104,21 @@ def test_prune_deletes_long_expired_sessions_and_keeps_live_ones(app):
     with app.extensions["chatkit_db"].engine.connect() as connection:
         remaining = connection.execute(select(SESSIONS.c.id)).scalars().all()
     assert remaining == ["cksess_live"]
+
+
+FORMULAS = ['=HYPERLINK("https://evil.example","x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tTAB", "\rCR"]
+
+
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(app, tmp_path):
+    client = app.test_client()
+    for index, formula in enumerate(FORMULAS):
+        client.post("/api/analytics/message", json={"id": f"f{index}", "name": formula, "thread_id": formula})
+    output = tmp_path / "events.csv"
+    result = app.test_cli_runner().invoke(args=["analytics", "export", "--format", "csv", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    with open(output, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["name"] for row in rows] == ["'" + formula for formula in FORMULAS]
+    assert [row["thread_id"] for row in rows] == ["'" + formula for formula in FORMULAS]
+    cells = [cell for row in rows for cell in row.values()]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]

@@ -12,10 +12,12 @@ import pytest
 from chatkit_backend.config import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Production (the default environment) needs secrets of at least 32 characters.
+KEY = "k" * 32
 
 
 def test_defaults_need_only_a_secret_key():
-    settings = Settings.from_env({"SECRET_KEY": "s"})
+    settings = Settings.from_env({"SECRET_KEY": KEY})
     assert settings.env == "production"
     assert settings.api_base == "https://api.openai.com"
     assert settings.ratelimit_storage_uri == "memory://"
@@ -50,19 +52,19 @@ def test_development_generates_a_per_process_secret_key():
 
 
 def test_openai_workflow_id_is_accepted_as_an_alias():
-    settings = Settings.from_env({"SECRET_KEY": "s", "OPENAI_WORKFLOW_ID": "wf_seed", "OPENAI_API_KEY": "sk-x"})
+    settings = Settings.from_env({"SECRET_KEY": KEY, "OPENAI_WORKFLOW_ID": "wf_seed", "OPENAI_API_KEY": "sk-x"})
     assert settings.workflow_id == "wf_seed"
     assert settings.chatkit_configured is True
 
 
 def test_chatkit_workflow_id_wins_over_the_alias():
-    settings = Settings.from_env({"SECRET_KEY": "s", "OPENAI_WORKFLOW_ID": "wf_a", "CHATKIT_WORKFLOW_ID": "wf_b"})
+    settings = Settings.from_env({"SECRET_KEY": KEY, "OPENAI_WORKFLOW_ID": "wf_a", "CHATKIT_WORKFLOW_ID": "wf_b"})
     assert settings.workflow_id == "wf_b"
 
 
 def test_lists_and_booleans_are_parsed():
     settings = Settings.from_env(
-        {"SECRET_KEY": "s", "CORS_ORIGINS": "https://a.example, https://b.example", "CHATKIT_HISTORY_ENABLED": "off"}
+        {"SECRET_KEY": KEY, "CORS_ORIGINS": "https://a.example, https://b.example", "CHATKIT_HISTORY_ENABLED": "off"}
     )
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.history_enabled is False
@@ -70,11 +72,13 @@ def test_lists_and_booleans_are_parsed():
 
 def test_header_identity_requires_a_trusted_proxy():
     with pytest.raises(ConfigError, match="TRUSTED_PROXY_HOPS >= 1"):
-        Settings.from_env({"SECRET_KEY": "s", "CHATKIT_IDENTITY_MODE": "header"})
+        Settings.from_env({"SECRET_KEY": KEY, "CHATKIT_IDENTITY_MODE": "header"})
 
 
 def test_secrets_do_not_appear_in_repr():
-    settings = Settings.from_env({"SECRET_KEY": "s", "OPENAI_API_KEY": "sk-very-secret", "CHATKIT_JWT_SECRET": "j"})
+    settings = Settings.from_env(
+        {"SECRET_KEY": KEY, "OPENAI_API_KEY": "sk-very-secret", "CHATKIT_JWT_SECRET": "j" * 32}
+    )
     assert "sk-very-secret" not in repr(settings)
 
 
@@ -131,12 +135,63 @@ def test_every_variable_is_documented_in_readme_and_env_example():
 def test_secret_key_and_urls_with_passwords_do_not_appear_in_repr():
     settings = Settings.from_env(
         {
-            "SECRET_KEY": "secret-key-value",
+            "SECRET_KEY": "secret-key-value-" + KEY,
             "DATABASE_URL": "postgresql://app:db-password@db/app",
             "RATELIMIT_STORAGE_URI": "redis://:redis-password@cache:6379/0",
-            "CHATKIT_ADMIN_TOKEN": "admin-token-value",
+            "CHATKIT_ADMIN_TOKEN": "admin-token-value-" + KEY,
             "CHATKIT_USER_ID_HMAC_KEY": "hmac-key-value",
         }
     )
     for secret in ("secret-key-value", "db-password", "redis-password", "admin-token-value", "hmac-key-value"):
         assert secret not in repr(settings)
+
+
+# CORS_ORIGINS (finding 7): exact origins only
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "*",
+        "null",
+        "https://*.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://app.example.com:99999",
+        "https://app.example.com.*",
+        "https://(evil|app).example.com",
+    ],
+)
+def test_cors_origins_that_are_not_scheme_host_port_stop_start_up(origin):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SECRET_KEY": KEY, "CORS_ORIGINS": f"https://ok.example, {origin}"})
+    [problem] = caught.value.problems
+    assert problem.startswith(f"CORS_ORIGINS: {origin!r} ")
+    assert "not an origin; expected scheme://host[:port]" in problem or "has no valid port" in problem
+
+
+def test_cors_origins_are_kept_as_browsers_send_them():
+    settings = Settings.from_env(
+        {"SECRET_KEY": KEY, "CORS_ORIGINS": "HTTPS://App.Example.com:443, http://localhost:5173, http://[::1]:80"}
+    )
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:5173", "http://[::1]")
+
+
+# Secret lengths (finding 8)
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "CHATKIT_ADMIN_TOKEN", "CHATKIT_JWT_SECRET"])
+def test_a_secret_shorter_than_32_characters_stops_production_start_up(name):
+    environ = {"SECRET_KEY": KEY, name: "x" * 31}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    assert caught.value.problems == [
+        f"{name} must be at least 32 characters in production; generate one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    ]
+    assert "x" * 31 not in str(caught.value)
+    assert Settings.from_env({**environ, name: "x" * 32})
+    for env in ("development", "test"):
+        assert Settings.from_env({**environ, "CHATKIT_ENV": env})

@@ -59,6 +59,7 @@ def fuzz_app(fuzz_standin: ChatKitStandin, tmp_path_factory):
             "CHATKIT_SESSION_RATE_LIMIT": "1000000/minute",
             "CHATKIT_SESSION_RATE_LIMIT_PER_ADDRESS": "1000000/minute",
             "CHATKIT_THREADS_RATE_LIMIT": "1000000/minute",
+            "CHATKIT_ADMIN_AUTH_FAILURE_LIMIT": "1000000/minute",
             "RATELIMIT_KEY_PREFIX": "fuzz",
         }
     )

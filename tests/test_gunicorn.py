@@ -30,7 +30,7 @@ def get(url: str) -> tuple[int, dict]:
 def gunicorn_server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("gunicorn")
     env = {
-        "SECRET_KEY": "gunicorn-test-secret",
+        "SECRET_KEY": "gunicorn-test-secret-key-of-32-characters",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'g.sqlite3'}",
         "OPENAI_API_KEY": "sk-test",
         "CHATKIT_WORKFLOW_ID": "wf_test",
@@ -81,7 +81,7 @@ def test_a_keep_alive_client_with_requests_waiting_does_not_starve_another(tmp_p
     # gevent switches only where a greenlet would block: a connection whose next requests are
     # already buffered would be served to the end before any other connection of the worker.
     env = {
-        "SECRET_KEY": "gunicorn-test-secret",
+        "SECRET_KEY": "gunicorn-test-secret-key-of-32-characters",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'g.sqlite3'}",
         "WEB_CONCURRENCY": "1",
         "LOG_LEVEL": "warning",

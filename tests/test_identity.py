@@ -97,7 +97,7 @@ def test_peek_user_sees_an_existing_anonymous_identity(probe_app):
 
 def test_samesite_none_forces_secure(make_app):
     app = _with_probe(make_app(CHATKIT_COOKIE_SAMESITE="None"))
-    cookie = _cookie(app.test_client().get("/_probe/current"))
+    cookie = _cookie(app.test_client().get("/_probe/current"), "__Host-chatkit_uid")
     assert "SameSite=None" in cookie
     assert "Secure" in cookie
 
@@ -107,7 +107,7 @@ def test_cookie_is_secure_over_https_and_in_production_only(make_app):
     plain = _cookie(app.test_client().get("/_probe/current"))
     https = _cookie(app.test_client().get("/_probe/current", base_url="https://localhost"))
     production = _with_probe(make_app(CHATKIT_ENV="production"))
-    in_production = _cookie(production.test_client().get("/_probe/current"))
+    in_production = _cookie(production.test_client().get("/_probe/current"), "__Host-chatkit_uid")
     assert "Secure" not in plain
     assert "Secure" in https
     assert "Secure" in in_production
@@ -289,3 +289,42 @@ def test_hmac_pseudonymises_the_id_and_the_access_log(make_app, caplog):
     assert "carol@example.com" not in user
     assert "carol@example.com" not in caplog.text
     assert any(getattr(r, "user", None) == user for r in caplog.records)
+
+
+# The cookie's name (finding 14): a sibling subdomain must not be able to plant the identity
+
+
+def test_a_cookie_planted_from_a_sibling_subdomain_is_not_taken_as_the_identity(make_app):
+    app = _with_probe(make_app(CHATKIT_ENV="production"))
+    https = "https://localhost"
+    attacker = app.test_client().get("/_probe/current", base_url=https)
+    planted = attacker.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+    # evil.example.com can set `chatkit_uid=<the attacker's own signed id>; Domain=example.com`,
+    # which the browser then sends to chat.example.com; it can never set a __Host- cookie.
+    victim = app.test_client()
+    victim.set_cookie("chatkit_uid", planted)
+    assert victim.get("/_probe/current", base_url=https).get_json()["user"] != attacker.get_json()["user"]
+    cookie = _cookie(attacker, "__Host-chatkit_uid")
+    assert "Secure" in cookie
+    assert "Path=/" in cookie
+    assert "Domain" not in cookie
+
+
+def test_the_host_prefixed_cookie_is_the_identity_in_production(make_app):
+    app = _with_probe(make_app(CHATKIT_ENV="production"))
+    https = "https://localhost"
+    first = app.test_client().get("/_probe/current", base_url=https)
+    value = _cookie(first, "__Host-chatkit_uid").split(";", 1)[0].split("=", 1)[1]
+    returning = app.test_client()
+    returning.set_cookie("__Host-chatkit_uid", value)
+    assert returning.get("/_probe/current", base_url=https).get_json()["user"] == first.get_json()["user"]
+
+
+def test_over_plain_http_in_development_the_cookie_has_no_prefix_and_a_prefixed_name_is_refused(make_app):
+    from chatkit_backend.config import ConfigError, Settings
+
+    plain = _cookie(_with_probe(make_app(CHATKIT_ENV="development")).test_client().get("/_probe/current"))
+    assert plain.startswith("chatkit_uid=")
+    assert "Secure" not in plain
+    with pytest.raises(ConfigError, match="CHATKIT_USER_COOKIE_NAME='__Host-uid'"):
+        Settings.from_env({"CHATKIT_ENV": "development", "CHATKIT_USER_COOKIE_NAME": "__Host-uid"})

@@ -38,7 +38,7 @@ def stalled_stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stalled")
     with ChatKitStandin(record=False) as standin:
         env = {
-            "SECRET_KEY": "stall-test-secret",
+            "SECRET_KEY": "stall-test-secret-key-of-32-characters",
             "DATABASE_URL": f"sqlite:///{workdir / 'app.sqlite3'}",
             "CHATKIT_ANALYTICS_SPOOL_PATH": str(workdir / "spool.jsonl"),
             "CHATKIT_API_BASE": standin.url,
@@ -95,7 +95,7 @@ def redis_stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("redis-workers")
     with ChatKitStandin(record=False) as standin:
         env = {
-            "SECRET_KEY": "workers-test-secret",
+            "SECRET_KEY": "workers-test-secret-key-of-32-characters",
             "DATABASE_URL": f"sqlite:///{workdir / 'app.sqlite3'}",
             "CHATKIT_API_BASE": standin.url,
             "OPENAI_API_KEY": standin.api_key,
@@ -174,9 +174,9 @@ def test_a_full_flow_leaves_no_secret_in_logs_error_bodies_or_rows(tmp_path):
 
         with gunicorn(env, log) as url:
             created = call("POST", "/api/chatkit/session")
-            uid = _cookie(created, "chatkit_uid")
+            uid = _cookie(created, "__Host-chatkit_uid")
             first = created.json()["client_secret"]
-            me = {"Cookie": f"chatkit_uid={uid}"}
+            me = {"Cookie": f"__Host-chatkit_uid={uid}"}
             second = call("POST", "/api/chatkit/refresh", {"client_secret": first}, me).json()["client_secret"]
             third = call("POST", "/api/chatkit/refresh?" + urlencode({"token": second}), None, me)
             third_secret = third.json()["client_secret"]
@@ -196,7 +196,7 @@ def test_a_full_flow_leaves_no_secret_in_logs_error_bodies_or_rows(tmp_path):
                     "message": f"fetch failed: Authorization: Bearer {admin_token}",
                     "stack": f"at load (https://example.test/?token={third_secret}:1:2)",
                     "url": f"https://example.test/page?client_secret={first}",
-                    "context": {"authorization": f"Bearer {admin_token}", "cookie": f"chatkit_uid={uid}"},
+                    "context": {"authorization": f"Bearer {admin_token}", "cookie": f"__Host-chatkit_uid={uid}"},
                 },
                 me,
             )

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
 
 from chatkit_backend.admin import auth
 from chatkit_backend.admin.charts import bar_chart
 from chatkit_backend.analytics import queries
 from chatkit_backend.db import get_db
-from chatkit_backend.errors import validation_error
+from chatkit_backend.errors import ApiError, validation_error
+from chatkit_backend.http_security import is_same_origin_request
+from chatkit_backend.query_numbers import whole_number
 from chatkit_backend.rate_limits import limiter
 
 api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
@@ -47,14 +49,13 @@ def _summary_range() -> tuple[datetime, datetime, str]:
 
 
 def _page_args() -> tuple[int, int]:
-    problems = []
+    problems: list[dict[str, Any]] = []
     values = {}
     for field, default, top in (("page", 1, 1_000_000), ("per_page", 50, 200)):
-        raw = request.args.get(field, str(default))
-        if not raw.isdigit() or not 1 <= int(raw) <= top:
-            problems.append({"field": field, "message": f"must be a whole number from 1 to {top}"})
-        else:
-            values[field] = int(raw)
+        try:
+            values[field] = whole_number(request.args, field, default, minimum=1, maximum=top)
+        except ApiError as error:
+            problems += error.details or []
     if problems:
         raise validation_error(problems)
     return values["page"], values["per_page"]
@@ -83,29 +84,47 @@ def errors():
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
+@api_bp.after_request
 def _no_store(response: Response) -> Response:
+    """Admin answers (pages and JSON) are never kept by a browser or shared cache."""
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+pages_bp.after_request(_no_store)
 
 
 @pages_bp.get("")
 def dashboard():
     """The dashboard when signed in; the sign-in form otherwise."""
     if not auth.cookie_is_valid():
-        return _no_store(make_response(render_template("admin/login.html", failed=False)))
+        return make_response(render_template("admin/login.html", failed=False))
     data = _summary()
     labels = [label[: 13 if data["bucket"] == "hour" else 10].replace("T", " ") for label in data["buckets"]]
     charts = [bar_chart(key, title, labels, data["counts"].get(key, [0] * len(labels))) for key, title in CHARTS]
     page = render_template("admin/dashboard.html", data=data, charts=charts, csrf_token=auth.csrf_token())
-    return _no_store(make_response(page))
+    return page
+
+
+def _cookie_is_secure() -> bool:
+    # Secure in production even when TLS ends at a proxy that is not trusted (TRUSTED_PROXY_HOPS=0).
+    return request.is_secure or current_app.config["SETTINGS"].env == "production"
 
 
 @pages_bp.post("/login")
 @limiter.limit("10/minute")
 def login():
     """Exchange the admin token for an HttpOnly, SameSite=Strict cookie."""
-    if not auth.same_origin_post() or not auth.token_matches(request.form.get("token")):
-        return _no_store(make_response(render_template("admin/login.html", failed=True), 401))
+    # Login CSRF: no origin may post here but the service's own (CORS_ORIGINS do not count); such a
+    # post is not counted as a failure, so another site cannot lock the operator out.
+    if not is_same_origin_request():
+        return make_response(render_template("admin/login.html", failed=True), 401)
+    retry_after = auth.failures_retry_after()
+    if retry_after is not None:
+        raise auth.too_many_failures(retry_after)  # JSON, like the login's own rate limit
+    if not auth.token_matches(request.form.get("token")):
+        auth.record_failure()
+        return make_response(render_template("admin/login.html", failed=True), 401)
     response = redirect(url_for("admin.dashboard"), 303)
     response.set_cookie(
         auth.COOKIE_NAME,
@@ -113,7 +132,7 @@ def login():
         max_age=auth.COOKIE_MAX_AGE,
         httponly=True,
         samesite="Strict",
-        secure=request.is_secure,
+        secure=_cookie_is_secure(),
         path="/",
     )
     return response
@@ -121,9 +140,10 @@ def login():
 
 @pages_bp.post("/logout")
 def logout():
-    """Clear the admin cookie (needs the form's CSRF token)."""
+    """Revoke the admin cookie server-side and clear it (needs the form's CSRF token)."""
     if not auth.csrf_is_valid():
-        return _no_store(make_response(render_template("admin/login.html", failed=False), 403))
+        return make_response(render_template("admin/login.html", failed=False), 403)
+    auth.revoke_cookie()
     response = redirect(url_for("admin.dashboard"), 303)
-    response.delete_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="Strict")
+    response.delete_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="Strict", secure=_cookie_is_secure())
     return response

@@ -27,6 +27,20 @@ class _Time(click.ParamType):
             self.fail(f"{value!r} is not an ISO 8601 date or date-time", param, ctx)
 
 
+# A cell starting with one of these is a live formula in Excel, LibreOffice and Google Sheets (OWASP
+# "CSV Injection"); the page controls most exported strings, so such cells get a leading quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """`value` as a CSV cell a spreadsheet shows as text: dicts and lists as JSON, formula starts quoted."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _write(rows: Any, fmt: str, out: TextIO, writer: list[Any]) -> None:
     for row in rows:
         if fmt == "jsonl":
@@ -35,7 +49,7 @@ def _write(rows: Any, fmt: str, out: TextIO, writer: list[Any]) -> None:
         if not writer:
             writer.append(csv.DictWriter(out, fieldnames=list(row)))
             writer[0].writeheader()
-        writer[0].writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()})
+        writer[0].writerow({k: spreadsheet_cell(v) for k, v in row.items()})
 
 
 def export(table: str, fmt: str, since: datetime | None, until: datetime | None, output: str) -> None:

@@ -38,7 +38,8 @@ class Received:
     user_id: str | None
     request_id: str | None
     user_agent: str | None
-    client_address: str | None
+    client_address: str | None  # None unless CHATKIT_ANALYTICS_STORE_CLIENT_ADDRESS
+    scope: str  # whose client ids these are (analytics.ingest.id_scope); never the raw address
 
 
 class EventTooLarge(ApiError):
@@ -136,6 +137,7 @@ def _server_fields(received: Received) -> dict[str, Any]:
         "request_id": received.request_id,
         "user_agent": received.user_agent,
         "client_address": received.client_address,
+        "scope": received.scope,
     }
 
 

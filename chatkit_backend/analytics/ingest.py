@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
 
 from chatkit_backend.analytics.events import Received
+from chatkit_backend.analytics.models import SCOPE_LENGTH
 from chatkit_backend.analytics.spool import Spool
 from chatkit_backend.analytics.store import EventStore
 from chatkit_backend.db import get_db
@@ -22,17 +25,30 @@ def get_store() -> EventStore:
     return current_app.extensions[EXTENSION_KEY]
 
 
+def id_scope(secret_key: str, user_id: str | None, address: str | None) -> str:
+    """Whose client event ids these are: the user, or the address when anonymous, as a keyed hash.
+
+    Keyed with SECRET_KEY so the stored scope does not give the address away (an unkeyed hash of an
+    IPv4 address is reversed by trying them all).
+    """
+    subject = f"user\0{user_id}" if user_id is not None else f"address\0{address or ''}"
+    digest = hmac.new(secret_key.encode(), b"chatkit-event-scope\0" + subject.encode(), hashlib.sha256)
+    return digest.hexdigest()[:SCOPE_LENGTH]
+
+
 def received_now() -> Received:
     """Server-side facts about the current request. Reads the identity, never creates one."""
     settings = current_app.config["SETTINGS"]
     agent = request.headers.get("User-Agent")
+    user = peek_user()
     address = request.remote_addr if settings.analytics_store_client_address else None
     return Received(
         received_at=datetime.now(UTC),
-        user_id=peek_user(),
+        user_id=user,
         request_id=g.get("request_id"),
         user_agent=agent[:512] if agent else None,
         client_address=address[:64] if address else None,
+        scope=id_scope(settings.secret_key, user, request.remote_addr),
     )
 
 

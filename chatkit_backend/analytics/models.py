@@ -1,14 +1,27 @@
 """Analytics tables: forwarded events, frontend error reports, and error groups by fingerprint.
 
-Every event and report carries `event_key`, unique: the client's `id` when it sent one (so a
-retried POST is stored once), a server-made id otherwise (so a spool replay is stored once).
+Every event and report carries `event_key`: the client's `id` when it sent one (so a retried POST is
+stored once), a server-made id otherwise (so a spool replay is stored once). It is unique within its
+`scope`, the sender (a keyed hash of the user, or of the address when anonymous): another user's
+event with the same client id is another event. Rows stored before scopes existed have scope ''.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, String, Table, Text, UniqueConstraint
 
 from chatkit_backend.db import metadata
+
+SCOPE_LENGTH = 32  # hex characters of the scope's HMAC (128 bits)
+LEGACY_SCOPE = ""  # rows (and spooled rows) from before scopes
+
+
+def _scope_columns(table: str) -> tuple[Column, UniqueConstraint]:
+    return (
+        Column("scope", String(SCOPE_LENGTH), nullable=False, server_default=LEGACY_SCOPE),
+        UniqueConstraint("scope", "event_key", name=f"uq_{table}_scope_event_key"),
+    )
+
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -18,7 +31,7 @@ EVENTS = Table(
     "analytics_events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("event_key", String(160), nullable=False, unique=True),
+    Column("event_key", String(160), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("event", String(64), nullable=True),
     Column("name", String(128), nullable=True),
@@ -32,6 +45,7 @@ EVENTS = Table(
     Column("client_address", String(64), nullable=True),
     Column("data", JSON(none_as_null=True), nullable=True),
     Column("extra", JSON(none_as_null=True), nullable=True),
+    *_scope_columns("analytics_events"),
 )
 
 # One scrubbed frontend error report; `fingerprint` links it to its row in GROUPS.
@@ -39,7 +53,7 @@ ERRORS = Table(
     "analytics_error_reports",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("event_key", String(160), nullable=False, unique=True),
+    Column("event_key", String(160), nullable=False),
     Column("fingerprint", String(64), nullable=False, index=True),
     Column("message", Text, nullable=False),
     Column("stack", Text, nullable=True),
@@ -54,6 +68,7 @@ ERRORS = Table(
     Column("user_agent", String(512), nullable=True),
     Column("client_address", String(64), nullable=True),
     Column("extra", JSON(none_as_null=True), nullable=True),
+    *_scope_columns("analytics_error_reports"),
 )
 
 # Error reports with the same fingerprint (normalised message + top stack frame).

@@ -153,6 +153,7 @@ def export_rows(
         yield {
             key: as_utc(value).isoformat() if isinstance(value, datetime) else value
             for key, value in row._mapping.items()
+            if key != "scope"  # an internal keyed hash, of no use outside
         }
 
 

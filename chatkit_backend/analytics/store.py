@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, case
 from sqlalchemy.exc import DataError, IntegrityError
 
 from chatkit_backend.analytics.error_groups import top_frame
-from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
+from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS, LEGACY_SCOPE
 from chatkit_backend.analytics.spool import Record, Spool
 from chatkit_backend.db import Database, GroupCommitter, call_blocking
 from chatkit_backend.errors import ApiError
@@ -41,24 +41,27 @@ def _insert(connection: Connection, table: Table):
 
 
 def write_records(connection: Connection, records: list[Record]) -> int:
-    """Insert events and error reports, skipping event keys already stored; update error groups.
+    """Insert events and error reports, skipping (scope, event key) pairs already stored; update error groups.
 
     Returns how many rows were new. Safe to run again with the same records (replays, retries).
     """
     events = [row for table, row in records if table == "events"]
     errors = [row for table, row in records if table == "errors"]
+    for row in (*events, *errors):
+        # A row spooled before scopes existed: its key is unique in the legacy scope, as it was then.
+        row.setdefault("scope", LEGACY_SCOPE)
     inserted = 0
     if events:
-        statement = _insert(connection, EVENTS).on_conflict_do_nothing(index_elements=["event_key"])
+        statement = _insert(connection, EVENTS).on_conflict_do_nothing(index_elements=["scope", "event_key"])
         inserted += connection.execute(statement, events).rowcount
     if errors:
         statement = (
             _insert(connection, ERRORS)
-            .on_conflict_do_nothing(index_elements=["event_key"])
-            .returning(ERRORS.c.event_key)
+            .on_conflict_do_nothing(index_elements=["scope", "event_key"])
+            .returning(ERRORS.c.scope, ERRORS.c.event_key)
         )
-        new_keys = set(connection.execute(statement, errors).scalars())
-        new_errors = [row for row in errors if row["event_key"] in new_keys]
+        new_keys = {tuple(key) for key in connection.execute(statement, errors)}
+        new_errors = [row for row in errors if (row["scope"], row["event_key"]) in new_keys]
         _count_in_groups(connection, new_errors)
         inserted += len(new_errors)
     return inserted

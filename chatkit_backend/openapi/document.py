@@ -24,11 +24,13 @@ _ERROR_DESCRIPTIONS = {
     400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`.",
     401: "`unauthorized`: jwt or header identity mode without a valid identity; on admin routes, a missing "
     "or wrong admin token.",
+    403: "`forbidden`: a browser's cross-site request from an origin not in CORS_ORIGINS (Sec-Fetch-Site, Origin).",
     404: "`not_found`.",
     405: "`method_not_allowed`; the Allow header lists the methods.",
     413: "`payload_too_large`: the body is larger than MAX_CONTENT_LENGTH.",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
-    429: "`rate_limited`; Retry-After says when to retry.",
+    429: "`rate_limited`; Retry-After says when to retry. On admin routes also after too many failed admin "
+    "authentications from the address.",
     500: "`internal_error`: an unexpected failure (details are in the server log, never in the answer).",
     501: "`not_implemented`: a ChatKit operation this server does not support (e.g. dictation without a transcriber).",
     502: "The ChatKit API failed: `upstream_bad_request`, `upstream_auth_failed`, `workflow_not_found`, "
@@ -113,7 +115,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
         "requestBody": _json_request(create_body),
         "responses": {
             **_ok("The new session's client secret.", {"$ref": "#/components/schemas/ClientSecret"}),
-            **_errors(*_JSON_BODY, 401, 429, *_UPSTREAM),
+            **_errors(*_JSON_BODY, 401, 403, 429, *_UPSTREAM),
         },
     }
     thread = {
@@ -143,7 +145,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                 "requestBody": _json_request(refresh_body, required=True),
                 "responses": {
                     **_ok("The new session's client secret.", {"$ref": "#/components/schemas/ClientSecret"}),
-                    **_errors(*_JSON_BODY, 401, 429, *_UPSTREAM),
+                    **_errors(*_JSON_BODY, 401, 403, 429, *_UPSTREAM),
                 },
             }
         },
@@ -161,7 +163,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                             "properties": {"cancelled": {"type": "integer", "minimum": 0}},
                         },
                     ),
-                    **_errors(401, 429, *_UPSTREAM),
+                    **_errors(401, 403, 429, *_UPSTREAM),
                 },
             }
         },
@@ -231,7 +233,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                             "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
                         },
                     ),
-                    **_errors(400, 401, 404, 429, *_UPSTREAM),
+                    **_errors(400, 401, 403, 404, 429, *_UPSTREAM),
                 },
             }
         },

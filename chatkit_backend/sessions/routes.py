@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from chatkit_backend.errors import ApiError, get_json_body
+from chatkit_backend.http_security import same_origin_only
 from chatkit_backend.identity import current_user
 from chatkit_backend.rate_limits import (
     client_address,
@@ -30,6 +31,13 @@ _threads_per_address = limiter.shared_limit(
 )
 
 
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Client secrets and a user's threads: no browser or shared cache may keep them.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _secret_answer(session: ChatKitSession) -> dict[str, object]:
     return {"client_secret": session.client_secret, "expires_at": session.expires_at}
 
@@ -40,6 +48,7 @@ def _allowed_state_variables() -> tuple[str, ...]:
 
 @bp.post("/session")
 @bp.post("/session/")
+@same_origin_only
 @_per_user
 @_per_address
 def create_session():
@@ -50,6 +59,7 @@ def create_session():
 
 
 @bp.post("/refresh")
+@same_origin_only
 @_per_user
 @_per_address
 def refresh_session():
@@ -62,6 +72,7 @@ def refresh_session():
 
 
 @bp.post("/session/cancel")
+@same_origin_only
 @_per_user
 def cancel_sessions():
     """Logout: cancel the current user's active sessions."""
@@ -84,6 +95,7 @@ def list_threads():
 
 
 @bp.delete("/threads/<thread_id>")
+@same_origin_only
 @_threads
 @_threads_per_address
 def delete_thread(thread_id: str):

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chatkit_backend.errors import validation_error
+from chatkit_backend.query_numbers import whole_number
 from chatkit_backend.upstream import StateValue
 
 MAX_STATE_STRING = 1024
@@ -74,15 +75,13 @@ def thread_id(value: str | None, field: str = "thread_id") -> str:
 
 def thread_page(query: Mapping[str, str]) -> dict[str, Any]:
     """`limit` (1.., capped at 100), `order` (asc|desc) and `after` for a thread listing."""
-    raw_limit = query.get("limit", "20")
-    if not raw_limit.isdigit() or int(raw_limit) < 1:
-        raise validation_error([{"field": "limit", "message": "must be a whole number of at least 1"}])
+    limit = whole_number(query, "limit", 20, minimum=1)
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise validation_error([{"field": "order", "message": "must be 'asc' or 'desc'"}])
     after = query.get("after")
     return {
-        "limit": min(int(raw_limit), MAX_THREADS_PAGE),
+        "limit": min(limit, MAX_THREADS_PAGE),
         "order": order,
         "after": thread_id(after, "after") if after is not None else None,
     }
