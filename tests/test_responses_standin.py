@@ -59,8 +59,12 @@ def _open_raw_stream(standin: ResponsesStandin, until: bytes = b"response.create
         f"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {standin.api_key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    sock.sendall(head.encode() + body)
-    _read_until(sock, until)
+    try:
+        sock.sendall(head.encode() + body)
+        _read_until(sock, until)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
@@ -219,7 +223,7 @@ def test_client_closing_mid_stream_is_recorded_as_abandoned_within_a_fraction_of
     closed_at = time.monotonic()
     sock.close()
     record = responses_standin.wait_for_stream_state(0, "abandoned", timeout=2)
-    assert record.ended_at - closed_at < 0.3
+    assert record.ended_at - closed_at < 0.5
 
 
 def test_hang_fault_notices_the_client_leaving_and_open_streams_counts_it(responses_standin):
@@ -229,7 +233,7 @@ def test_hang_fault_notices_the_client_leaving_and_open_streams_counts_it(respon
     closed_at = time.monotonic()
     sock.close()
     record = responses_standin.wait_for_stream_state(0, "abandoned", timeout=2)
-    assert record.ended_at - closed_at < 0.3
+    assert record.ended_at - closed_at < 0.5
     assert record.frames == 1  # response.created, then nothing
     assert responses_standin.open_streams == 0
 
@@ -248,14 +252,19 @@ def test_slow_fault_and_first_delay_space_the_frames(responses_standin):
     assert events[-1].type == "response.completed"
 
 
-def test_holds_a_hundred_concurrent_streams(responses_standin):
-    responses_standin.set_delays(delta_delay_ms=100)
-    sockets = [_open_raw_stream(responses_standin) for _ in range(100)]
-    assert responses_standin.open_streams == 100
-    for sock in sockets:
-        _read_until(sock, b"0\r\n\r\n")  # the chunked body's end, after response.completed
-        sock.close()
-    assert [s.state for s in responses_standin.streams()] == ["completed"] * 100
+def test_holds_a_hundred_concurrent_streams_and_notices_each_client_leaving(responses_standin):
+    responses_standin.inject("hang", times=100, seconds=30)  # each stays open until its client leaves
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            sockets.append(_open_raw_stream(responses_standin))
+        assert responses_standin.open_streams == 100
+    finally:
+        for sock in sockets:
+            sock.close()
+    for index in range(100):
+        responses_standin.wait_for_stream_state(index, "abandoned", timeout=5)
+    assert responses_standin.open_streams == 0
 
 
 def test_agents_runner_returns_the_scripted_text(responses_standin, monkeypatch):
