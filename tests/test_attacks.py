@@ -27,7 +27,7 @@ def one_worker(tmp_path_factory):
     """One gevent worker, so /health shares its process with the attack; few connections, short body deadline."""
     workdir = tmp_path_factory.mktemp("attacks")
     env = {
-        "SECRET_KEY": "attack-test-secret",
+        "SECRET_KEY": "attack-test-secret-key-0123456789abcdef",
         "DATABASE_URL": f"sqlite:///{workdir / 'app.sqlite3'}",
         "CHATKIT_ANALYTICS_SPOOL_PATH": str(workdir / "spool.jsonl"),
         "WEB_CONCURRENCY": "1",
