@@ -64,13 +64,19 @@ def register(bp: Blueprint) -> None:
         export(table, fmt, since, until, output)
 
     @bp.cli.command(
-        "prune", help="Delete events, error reports, error groups and expired sessions older than the retention."
+        "prune",
+        help="Delete events, error reports, error groups, expired sessions, and conversations (items, attachments, "
+        "turns) older than the retention.",
     )
     @click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default: the retention setting).")
     def prune_command(days: int | None) -> None:
-        days = days or current_app.config["SETTINGS"].analytics_retention_days
+        from chatkit_backend.selfhosted.uploads import blob_store
+
+        settings = current_app.config["SETTINGS"]
+        days = days or settings.analytics_retention_days
         with get_db().engine.begin() as connection:
-            counts = queries.prune(connection, datetime.now(UTC) - timedelta(days=days))
+            counts, attachment_ids = queries.prune(connection, datetime.now(UTC) - timedelta(days=days))
+        blob_store(settings, get_db()).delete(attachment_ids)  # bytes in a folder go once their records have
         click.echo("pruned " + ", ".join(f"{count} {name}" for name, count in counts.items()) + f" (kept {days} days)")
 
     @bp.cli.command("replay-spool", help="Move events spooled during a database outage into the database.")
