@@ -119,7 +119,7 @@ def test_a_setting_that_is_not_an_agent_stops_the_start_naming_chatkit_agent(mak
 
 
 def test_a_malformed_setting_is_a_configuration_error(make_app):
-    with pytest.raises(ConfigError, match="CHATKIT_AGENT='support_agent' is not package.module:name"):
+    with pytest.raises(ConfigError, match=r"CHATKIT_AGENT='support_agent' is not package\.module:name"):
         make_app(CHATKIT_AGENT="support_agent")
 
 

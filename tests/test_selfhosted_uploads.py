@@ -208,7 +208,7 @@ def test_a_deleted_attachment_in_the_history_reaches_the_model_as_a_note(upload_
         client, "threads.add_user_message", {"thread_id": events[0]["thread"]["id"], "input": new_message("And?")}
     )
 
-    first = [item for item in responses_standin.requests()[-1].body["input"] if item.get("role") == "user"][0]
+    first = next(item for item in responses_standin.requests()[-1].body["input"] if item.get("role") == "user")
     assert first["content"][1] == {"type": "input_text", "text": "[The attached file photo.png was deleted.]"}
 
 
