@@ -86,7 +86,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
         "type": ["object", "null"],
         "properties": {"state_variables": _state_variables(settings)},
     }
-    secret = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH, "pattern": r"^\s*\S"}
+    secret = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH, "pattern": r"[^ \t\n\r\f\v]"}
     refresh_body = {
         "type": "object",
         "properties": {"client_secret": secret, "state_variables": _state_variables(settings)},

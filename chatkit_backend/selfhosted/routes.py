@@ -69,9 +69,14 @@ def _body() -> Any:
     return g.chatkit_body
 
 
-def _calls_model() -> bool:
+def _request_type() -> str | None:
     body = _body()
-    return isinstance(body, dict) and body.get("type") in MODEL_REQUEST_TYPES
+    kind = body.get("type") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _calls_model() -> bool:
+    return _request_type() in MODEL_REQUEST_TYPES
 
 
 def _reads() -> bool:
@@ -151,7 +156,7 @@ def _check_envelope(body: Any) -> None:
     """`{"type": <a ChatKit request type>, "params": {...}}`, checked before anything else (and in hosted mode)."""
     if not isinstance(body, dict):
         raise validation_error([{"field": "body", "message": "must be an object"}])
-    if body.get("type") not in REQUEST_TYPES:
+    if _request_type() not in REQUEST_TYPES:
         raise validation_error([{"field": "type", "message": "must be one of " + ", ".join(sorted(REQUEST_TYPES))}])
     if not isinstance(body.get("params", {}), dict):
         raise validation_error([{"field": "params", "message": "must be an object"}])

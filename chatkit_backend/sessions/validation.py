@@ -47,17 +47,22 @@ def state_variables(body: Any, allowed: tuple[str, ...]) -> dict[str, StateValue
     return variables
 
 
+# What surrounds a secret pasted into a request; str.strip() would also eat Unicode separators, which the
+# OpenAPI document's ECMAScript pattern (\s) does not call white space.
+ASCII_SPACE = " \t\n\r\f\v"
+
+
 def refresh_secret(body: Any, query: Mapping[str, str]) -> str:
     """The secret being refreshed: JSON `client_secret` or `token`, or `?token=`."""
     data = _object_body(body)
     secret = data.get("client_secret") or data.get("token") or query.get("token")
-    if not isinstance(secret, str) or not secret.strip():
+    if not isinstance(secret, str) or not secret.strip(ASCII_SPACE):
         raise validation_error(
             [{"field": "client_secret", "message": "is required (JSON client_secret or token, or ?token=)"}]
         )
     if len(secret) > MAX_SECRET_LENGTH:
         raise validation_error([{"field": "client_secret", "message": "is too long"}])
-    return secret.strip()
+    return secret.strip(ASCII_SPACE)
 
 
 def thread_id(value: str | None, field: str = "thread_id") -> str:
