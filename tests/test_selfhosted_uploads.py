@@ -75,6 +75,9 @@ def test_an_image_upload_answers_chatkits_attachment_and_its_signed_preview(uplo
     assert (image.mimetype, image.data) == ("image/png", PNG)
     forged = upload_app.test_client().get(f"{preview.path}?sig={'0' * 32}")
     assert forged.status_code == 404
+    non_ascii = upload_app.test_client().get(f"{preview.path}?sig=%C3%A9")  # found by the fuzzer: was a 500
+    assert non_ascii.status_code == 404
+    assert upload_app.test_client().get("/api/chatkit/attachments/%C3%A9/preview?sig=x").status_code == 404
 
 
 def test_an_image_reaches_the_model_as_an_image(upload_app, responses_standin):

@@ -55,7 +55,11 @@ def preview_signature(secret_key: str, attachment_id: str) -> str:
 
 
 def preview_signature_is_valid(secret_key: str, attachment_id: str, signature: str) -> bool:
-    return hmac.compare_digest(preview_signature(secret_key, attachment_id), signature)
+    """True for the link's own signature; any other id or text (non-ASCII included) is simply not valid."""
+    if not SAFE_ID.match(attachment_id):
+        return False
+    expected = preview_signature(secret_key, attachment_id).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
 
 class BlobStore(Protocol):
