@@ -26,6 +26,9 @@ MIN_SECRET_LENGTH = 32
 # An origin as browsers send it: scheme://host[:port], nothing else (no wildcard, path, or 'null').
 _ORIGIN = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# What uploads may be, judged by their content (chatkit_backend/selfhosted/uploads.py knows each).
+UPLOAD_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
+AGENT_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
 class ConfigError(Exception):
@@ -84,6 +87,12 @@ class Settings:
     message_rate_limit_per_address: str = "120/minute;5000/day"
     read_rate_limit: str = "300/minute"
     read_rate_limit_per_address: str = "1200/minute"
+    agent: str | None = None  # package.module:name of the team's own Agents SDK agent
+    auto_title: bool = True
+    title_model: str | None = None
+    upload_max_bytes: int = 10 * 1024 * 1024
+    upload_types: tuple[str, ...] = UPLOAD_TYPES
+    upload_folder: str | None = None
 
     # Sessions
     session_expires_seconds: int | None = None
@@ -242,6 +251,14 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "message_rate_limit_per_address": r.rate_limit("CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS", "120/minute;5000/day"),
         "read_rate_limit": r.rate_limit("CHATKIT_READ_RATE_LIMIT", "300/minute"),
         "read_rate_limit_per_address": r.rate_limit("CHATKIT_READ_RATE_LIMIT_PER_ADDRESS", "1200/minute"),
+        "agent": r.agent_spec("CHATKIT_AGENT"),
+        "auto_title": r.flag("CHATKIT_AUTO_TITLE", True),
+        "title_model": r.text("CHATKIT_TITLE_MODEL"),
+        "upload_max_bytes": r.integer(
+            "CHATKIT_UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024, maximum=512 * 1024 * 1024
+        ),
+        "upload_types": r.upload_types("CHATKIT_UPLOAD_TYPES"),
+        "upload_folder": r.text("CHATKIT_UPLOAD_FOLDER"),
         "session_expires_seconds": r.integer("CHATKIT_SESSION_EXPIRES_SECONDS", None, minimum=1, maximum=600),
         "session_max_requests_per_minute": r.integer("CHATKIT_SESSION_MAX_REQUESTS_PER_MINUTE", None, minimum=1),
         "file_upload_enabled": r.flag("CHATKIT_FILE_UPLOAD_ENABLED", None),
@@ -349,12 +366,31 @@ class _Reader:
             found.append(f"{scheme}://{host}" + (f":{port}" if port else ""))
         return tuple(found)
 
+    def agent_spec(self, name: str) -> str | None:
+        return self._parse(
+            name, None, lambda raw: raw if AGENT_SPEC.match(raw) else _fail(raw), "package.module:name of an Agent"
+        )
+
+    def upload_types(self, name: str) -> tuple[str, ...]:
+        chosen = tuple(item.lower() for item in self.items(name))
+        unknown = [item for item in chosen if item not in UPLOAD_TYPES]
+        if unknown:
+            self.problem(
+                f"{name} names types uploads cannot be checked for: {', '.join(unknown)}; "
+                f"choose from {', '.join(UPLOAD_TYPES)}"
+            )
+        return tuple(item for item in chosen if item in UPLOAD_TYPES) or UPLOAD_TYPES
+
     def rate_limit(self, name: str, default: str) -> str:
         def parse(raw: str) -> str:
             parse_many(raw)
             return raw
 
         return self._parse(name, default, parse, "a rate limit; expected e.g. '10/minute' or '10/minute;100/hour'")
+
+
+def _fail(raw: str) -> Any:
+    raise ValueError(raw)
 
 
 def _parse_bool(raw: str) -> bool:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # The newest Alembic revision. Start-up compares it with the database's and runs Alembic (in a
 # child process) only when they differ; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0005_admin_revocations"
+SCHEMA_REVISION = "0006_conversations"
 EXTENSION_KEY = "chatkit_db"
 # SQLite waits this long for another connection's write lock (busy timeout, and the switch to WAL).
 SQLITE_BUSY_SECONDS = 15

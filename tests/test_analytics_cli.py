@@ -72,7 +72,7 @@ def test_prune_deletes_rows_older_than_the_retention(app):
         )
     result = app.test_cli_runner().invoke(args=["analytics", "prune"])
     assert result.exit_code == 0, result.output
-    assert "pruned 1 events, 1 errors, 1 error_groups, 0 sessions (kept 90 days)" in result.output
+    assert "pruned 1 events, 1 errors, 1 error_groups, 0 sessions, 0 conversations," in result.output
     assert count_rows(app, "analytics_events") == 1
     assert count_rows(app, "analytics_error_reports") == 0
     result = app.test_cli_runner().invoke(args=["analytics", "prune", "--days", "5"])

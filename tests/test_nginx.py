@@ -110,6 +110,17 @@ def test_nginx_refuses_bodies_over_its_limit_with_the_json_contract(stack):
     assert answer.json()["error"]["code"] == "payload_too_large"
 
 
+def test_uploads_pass_nginx_up_to_their_own_limit(stack):
+    http_url, *_ = stack
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    # This stack serves hosted sessions, so the app answers 503 not_configured: what matters is who answers.
+    passed = send(http_url, "POST", "/api/chatkit/attachments", body=b"x" * (2 * 1024 * 1024), headers=multipart)
+    refused = send(http_url, "POST", "/api/chatkit/attachments", body=b"x" * (12 * 1024 * 1024), headers=multipart)
+    assert (passed.status, passed.json()["error"]["code"]) == (503, "not_configured")
+    assert passed.json()["error"]["request_id"]  # the app's answer
+    assert (refused.status, refused.json()["error"]["code"]) == (413, "payload_too_large")
+
+
 def test_the_app_refuses_bodies_over_its_own_lower_limit(stack):
     http_url, *_ = stack
     answer = send(http_url, "POST", "/api/chatkit/session", body=b"{" * (APP_BODY_LIMIT + 1), headers=JSON)

@@ -20,6 +20,8 @@ api_bp = Blueprint("admin_api", __name__, url_prefix="/api/admin")
 pages_bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 
 CHARTS = (("sessions", "Sessions issued"), ("message", "Messages"), ("thread_change", "Thread changes"))
+# The self-hosted server's own figures (summary["conversations"]["series"]).
+CONVERSATION_CHARTS = (("turns", "Model turns"), ("model_errors", "Model errors"), ("tokens", "Tokens (in + out)"))
 
 
 def _summary_range() -> tuple[datetime, datetime, str]:
@@ -70,7 +72,7 @@ def _summary() -> dict[str, Any]:
 @api_bp.get("/analytics/summary")
 @auth.admin_required
 def summary():
-    """Counts per kind per bucket, distinct users, sessions issued and the top error groups."""
+    """Counts per kind per bucket, distinct users, sessions issued, the top error groups and conversation figures."""
     return _summary()
 
 
@@ -102,6 +104,8 @@ def dashboard():
     data = _summary()
     labels = [label[: 13 if data["bucket"] == "hour" else 10].replace("T", " ") for label in data["buckets"]]
     charts = [bar_chart(key, title, labels, data["counts"].get(key, [0] * len(labels))) for key, title in CHARTS]
+    series = data["conversations"]["series"]
+    charts += [bar_chart(key, title, labels, series[key]) for key, title in CONVERSATION_CHARTS]
     page = render_template("admin/dashboard.html", data=data, charts=charts, csrf_token=auth.csrf_token())
     return page
 

@@ -80,13 +80,19 @@ def export_command(table: str, fmt: str, since: datetime | None, until: datetime
 
 
 @analytics_cli.command(
-    "prune", help="Delete events, error reports, error groups and expired sessions older than the retention."
+    "prune",
+    help="Delete events, error reports, error groups, expired sessions, and conversations (items, attachments, "
+    "turns) older than the retention.",
 )
 @click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default: the retention setting).")
 def prune_command(days: int | None) -> None:
-    days = days or current_app.config["SETTINGS"].analytics_retention_days
+    from chatkit_backend.selfhosted.uploads import blob_store
+
+    settings = current_app.config["SETTINGS"]
+    days = days or settings.analytics_retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    counts = get_db().write(lambda connection: queries.prune(connection, cutoff))
+    counts, attachment_ids = get_db().write(lambda connection: queries.prune(connection, cutoff))
+    blob_store(settings, get_db()).delete(attachment_ids)  # bytes in a folder go once their records have
     click.echo("pruned " + ", ".join(f"{count} {name}" for name, count in counts.items()) + f" (kept {days} days)")
 
 

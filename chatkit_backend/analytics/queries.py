@@ -1,4 +1,4 @@
-"""Reading analytics back: the admin summary, error groups, exports and pruning by retention."""
+"""Reading analytics back: the admin summary (conversation figures included), error groups, exports, retention."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, distinct, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, distinct, exists, func, literal_column, select
 
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS
+from chatkit_backend.selfhosted.models import ATTACHMENT_BLOBS, ATTACHMENTS, FEEDBACK, ITEMS, THREADS, TURNS
 from chatkit_backend.sessions.models import SESSIONS
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -88,7 +89,70 @@ def summary(connection: Connection, since: datetime, until: datetime, bucket: st
         "sessions_issued": sum(series["sessions"]),
         "error_reports": connection.execute(select(func.count()).where(errors_in_range)).scalar_one(),
         "top_errors": error_groups(connection, limit=top, since=since, until=until)[1],
+        "conversations": conversations(connection, since, until, bucket, index),
     }
+
+
+def conversations(
+    connection: Connection, since: datetime, until: datetime, bucket: str, index: dict[str, int]
+) -> dict[str, Any]:
+    """The self-hosted server's figures in the range: threads started, turns, errors, tokens, feedback, first token."""
+    turns = (TURNS.c.started_at >= since) & (TURNS.c.started_at < until)
+    failed = TURNS.c.error.isnot(None) & (TURNS.c.error != "cancelled")
+    totals = connection.execute(
+        select(
+            func.count(),
+            func.count().filter(failed),
+            func.coalesce(func.sum(TURNS.c.input_tokens), 0),
+            func.coalesce(func.sum(TURNS.c.output_tokens), 0),
+        ).where(turns)
+    ).one()
+    threads = connection.execute(
+        select(func.count()).where((THREADS.c.created_at >= since) & (THREADS.c.created_at < until))
+    ).scalar_one()
+    feedback = dict(
+        connection.execute(
+            select(FEEDBACK.c.kind, func.count())
+            .where((FEEDBACK.c.created_at >= since) & (FEEDBACK.c.created_at < until))
+            .group_by(FEEDBACK.c.kind)
+        ).all()
+    )
+    series = {name: [0] * len(index) for name in ("turns", "model_errors", "tokens")}
+    label = _bucket_label(connection, TURNS.c.started_at, bucket).label("bucket")
+    for bucket_label, count, errors, tokens in connection.execute(
+        select(
+            label,
+            func.count(),
+            func.count().filter(failed),
+            func.coalesce(func.sum(TURNS.c.input_tokens + TURNS.c.output_tokens), 0),
+        )
+        .where(turns)
+        .group_by(literal_column("bucket"))
+    ):
+        if bucket_label in index:
+            for name, value in (("turns", count), ("model_errors", errors), ("tokens", tokens)):
+                series[name][index[bucket_label]] += int(value)
+    return {
+        "threads": threads,
+        "turns": totals[0],
+        "model_errors": totals[1],
+        "input_tokens": int(totals[2]),
+        "output_tokens": int(totals[3]),
+        "feedback": {"positive": feedback.get("positive", 0), "negative": feedback.get("negative", 0)},
+        "first_token_ms": {"p50": _percentile(connection, turns, 50), "p95": _percentile(connection, turns, 95)},
+        "series": series,
+    }
+
+
+def _percentile(connection: Connection, condition: ColumnElement[bool], percent: int) -> int | None:
+    """The nearest-rank percentile of time to first token (the same query on SQLite and PostgreSQL)."""
+    measured = condition & TURNS.c.first_token_ms.isnot(None)
+    count = connection.execute(select(func.count()).where(measured)).scalar_one()
+    if not count:
+        return None
+    rank = max(1, -(-count * percent // 100))  # ceil(count * percent / 100)
+    query = select(TURNS.c.first_token_ms).where(measured).order_by(TURNS.c.first_token_ms).offset(rank - 1).limit(1)
+    return connection.execute(query).scalar_one()
 
 
 def _group_json(row: Any) -> dict[str, Any]:
@@ -157,12 +221,41 @@ def export_rows(
         }
 
 
-def prune(connection: Connection, before: datetime) -> dict[str, int]:
-    """Delete events, error reports, error groups and issued sessions older than `before`; counts per table."""
-    return {
+def prune(connection: Connection, before: datetime) -> tuple[dict[str, int], list[str]]:
+    """Delete what is older than `before`: events, error reports and groups, expired sessions, and conversations
+    untouched since (threads with their items, feedback and attachments), turns and unsent uploads.
+
+    Returns counts per table and the ids of the deleted attachments (their bytes may live outside the database).
+    """
+    counts = {
         "events": connection.execute(delete(EVENTS).where(EVENTS.c.received_at < before)).rowcount,
         "errors": connection.execute(delete(ERRORS).where(ERRORS.c.received_at < before)).rowcount,
         "error_groups": connection.execute(delete(GROUPS).where(GROUPS.c.last_seen < before)).rowcount,
         # Issued sessions: only ones long expired (a live one may still be refreshed or cancelled).
         "sessions": connection.execute(delete(SESSIONS).where(SESSIONS.c.expires_at < before)).rowcount,
     }
+    # A thread is old when neither it nor any of its items changed since `before`.
+    recent_item = exists().where(and_(ITEMS.c.thread_id == THREADS.c.id, ITEMS.c.created_at >= before))
+    old_threads = select(THREADS.c.id).where(THREADS.c.updated_at < before, ~recent_item)
+    old_ids = list(connection.execute(old_threads).scalars())
+    old_attachments = (ATTACHMENTS.c.thread_id.in_(old_ids)) | (
+        ATTACHMENTS.c.thread_id.is_(None) & (ATTACHMENTS.c.created_at < before)
+    )
+    attachment_ids = list(connection.execute(select(ATTACHMENTS.c.id).where(old_attachments)).scalars())
+    counts["conversations"] = 0
+    for chunk in range(0, len(old_ids), 500):
+        ids = old_ids[chunk : chunk + 500]
+        counts["items"] = (
+            counts.get("items", 0) + connection.execute(delete(ITEMS).where(ITEMS.c.thread_id.in_(ids))).rowcount
+        )
+        connection.execute(delete(FEEDBACK).where(FEEDBACK.c.thread_id.in_(ids)))
+        counts["conversations"] += connection.execute(delete(THREADS).where(THREADS.c.id.in_(ids))).rowcount
+    counts.setdefault("items", 0)
+    for chunk in range(0, len(attachment_ids), 500):
+        ids = attachment_ids[chunk : chunk + 500]
+        connection.execute(delete(ATTACHMENTS).where(ATTACHMENTS.c.id.in_(ids)))
+        connection.execute(delete(ATTACHMENT_BLOBS).where(ATTACHMENT_BLOBS.c.id.in_(ids)))
+    counts["attachments"] = len(attachment_ids)
+    counts["feedback"] = connection.execute(delete(FEEDBACK).where(FEEDBACK.c.created_at < before)).rowcount
+    counts["turns"] = connection.execute(delete(TURNS).where(TURNS.c.started_at < before)).rowcount
+    return counts, attachment_ids

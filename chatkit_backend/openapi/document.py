@@ -371,6 +371,29 @@ def _admin_paths() -> dict[str, Any]:
         },
     }
     series = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
+    integer = {"type": "integer"}
+    conversations = {
+        "type": "object",
+        "description": "Self-hosted ChatKit in the range: threads started, model turns and their figures.",
+        "required": [
+            "threads",
+            "turns",
+            "model_errors",
+            "input_tokens",
+            "output_tokens",
+            "feedback",
+            "first_token_ms",
+        ],
+        "properties": {
+            **{name: integer for name in ("threads", "turns", "model_errors", "input_tokens", "output_tokens")},
+            "feedback": {"type": "object", "properties": {"positive": integer, "negative": integer}},
+            "first_token_ms": {
+                "type": "object",
+                "properties": {"p50": {"type": ["integer", "null"]}, "p95": {"type": ["integer", "null"]}},
+            },
+            "series": {"type": "object", "additionalProperties": {"type": "array", "items": integer}},
+        },
+    }
     summary = {
         "type": "object",
         "required": ["since", "until", "bucket", "buckets", "counts", "totals", "distinct_users", "top_errors"],
@@ -385,6 +408,7 @@ def _admin_paths() -> dict[str, Any]:
             "sessions_issued": {"type": "integer"},
             "error_reports": {"type": "integer"},
             "top_errors": {"type": "array", "items": group},
+            "conversations": conversations,
         },
     }
     html = {"text/html": {"schema": {"type": "string"}}}
@@ -533,7 +557,21 @@ def _frontend_paths() -> dict[str, Any]:
     }
 
 
+IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
 def _selfhosted_paths() -> dict[str, Any]:
+    attachment = {
+        "type": "object",
+        "required": ["id", "name", "mime_type", "type"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "mime_type": {"type": "string"},
+            "type": {"enum": ["image", "file"]},
+            "preview_url": {"type": "string", "description": "images only: a signed link to the image"},
+        },
+    }
     from chatkit_backend.selfhosted.routes import REQUEST_TYPES
 
     request = {
@@ -565,7 +603,51 @@ def _selfhosted_paths() -> dict[str, Any]:
                     **_errors(*_JSON_BODY, 401, 404, 429, 501, 503),
                 },
             }
-        }
+        },
+        "/api/chatkit/attachments": {
+            "post": {
+                "tags": ["chatkit"],
+                "operationId": "chatkitUpload",
+                "summary": "ChatKit's direct upload (`uploadStrategy: {type: 'direct'}`): one file, kept for the "
+                "current user. Its type is judged by its content (CHATKIT_UPLOAD_TYPES: images, PDF, plain text by "
+                "default); its size is limited by CHATKIT_UPLOAD_MAX_BYTES, not MAX_CONTENT_LENGTH.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok("ChatKit's attachment: its id goes into the next message's `attachments`.", attachment),
+                    **_errors(400, 401, 413, 415, 429, 503),
+                },
+            }
+        },
+        "/api/chatkit/attachments/{attachment_id}/preview": {
+            "get": {
+                "tags": ["chatkit"],
+                "operationId": "chatkitAttachmentPreview",
+                "summary": "An uploaded image, for the signed link (`preview_url`) its upload answered; ChatKit's "
+                "frame loads it without the page's cookies.",
+                "parameters": [
+                    {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The image.",
+                        "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in IMAGES},
+                    },
+                    **_errors(404, 429, 503),
+                },
+            }
+        },
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
@@ -32,9 +32,10 @@ bridge = AsyncBridge()
 class SelfHostedChatKit:
     """The app's ChatKit server, built on first use in each process (after gunicorn's fork)."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database, agent: Any = None) -> None:
         self.settings = settings
         self.database = database
+        self.agent = agent  # the team's agent, loaded (and checked) at start; None: the default one
         self.bridge = bridge
         self._server: BackendChatKitServer | None = None
         self._lock = threading.Lock()
@@ -51,8 +52,12 @@ class SelfHostedChatKit:
         from chatkit_backend.selfhosted.agent import build_runtime
         from chatkit_backend.selfhosted.server import BackendChatKitServer
         from chatkit_backend.selfhosted.store import SqlStore
+        from chatkit_backend.selfhosted.uploads import blob_store
 
-        return BackendChatKitServer(SqlStore(self.database), build_runtime(self.settings), self.settings)
+        blobs = blob_store(self.settings, self.database)
+        return BackendChatKitServer(
+            SqlStore(self.database, blobs), build_runtime(self.settings, self.agent), self.settings, blobs
+        )
 
     def warm(self) -> None:
         """Import the packages, build the server and start the event loop now, not at the first request."""
@@ -64,7 +69,7 @@ class SelfHostedChatKit:
     def close(self) -> None:
         """Close the model client's connections (tests build and drop many apps)."""
         if self._server is not None:
-            self.bridge.run(self._server.agents.close())
+            self.bridge.run(self._server.close())
             self._server = None
 
 
@@ -108,7 +113,12 @@ def init_app(app: Flask) -> None:
     from chatkit_backend.selfhosted.routes import bp
 
     settings: Settings = app.config["SETTINGS"]
+    agent = None
+    if settings.self_hosted and settings.agent:
+        from chatkit_backend.selfhosted.agent import load_agent
+
+        agent = load_agent(settings)  # a CHATKIT_AGENT that is no agent stops the start (ConfigError)
     if settings.self_hosted and settings.openai_api_key:
         _quiet_libraries()
-        app.extensions[EXTENSION_KEY] = SelfHostedChatKit(settings, app.extensions[DB_EXTENSION_KEY])
+        app.extensions[EXTENSION_KEY] = SelfHostedChatKit(settings, app.extensions[DB_EXTENSION_KEY], agent)
     app.register_blueprint(bp)

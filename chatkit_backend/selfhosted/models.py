@@ -1,4 +1,4 @@
-"""The self-hosted ChatKit store's tables: threads and their items, each row owned by one user.
+"""The self-hosted ChatKit store's tables: threads, items, attachments and what is measured of them, per user.
 
 Rows hold the package's own JSON (`data`); `seq` is the order of insertion, which is how ChatKit
 pages threads and items (its `created_at` values are naive local times and may tie).
@@ -6,7 +6,19 @@ pages threads and items (its `created_at` values are naive local times and may t
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from chatkit_backend.db import metadata
 
@@ -48,4 +60,43 @@ ATTACHMENTS = Table(
     Column("thread_id", ID, nullable=True, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("data", Text, nullable=False),
+)
+
+# The bytes of uploads kept in the database (CHATKIT_UPLOAD_FOLDER unset), one row per attachment.
+ATTACHMENT_BLOBS = Table(
+    "chatkit_attachment_blobs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# items.feedback: the latest verdict of a user on an item of their thread.
+FEEDBACK = Table(
+    "chatkit_feedback",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
+    Column("thread_id", ID, nullable=False),
+    Column("item_id", ID, nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    UniqueConstraint("thread_id", "item_id", name="uq_chatkit_feedback_thread_id_item_id"),
+)
+
+# One row per model turn (one respond(): every model request of a run, tool calls included).
+TURNS = Table(
+    "chatkit_turns",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
+    Column("thread_id", ID, nullable=False, index=True),
+    Column("owner", String(255), nullable=False),
+    Column("model", String(255), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("first_token_ms", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", String(40), nullable=True),
 )

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, url_for
 
 from chatkit_backend.errors import ApiError, get_json_body, validation_error
 from chatkit_backend.identity import current_user
@@ -51,6 +51,8 @@ REQUEST_TYPES = MODEL_REQUEST_TYPES | {
 # Shown in the stream when it fails after it started (the HTTP status is already 200).
 STREAM_FAILED_FRAME = b'data: {"type":"error","code":"stream.error","allow_retry":true}\n\n'
 MAX_DETAILS = 10
+# Room for the multipart envelope around an upload's bytes (boundaries, part headers, the file name).
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _settings() -> Any:
@@ -98,6 +100,16 @@ _read_per_address = limiter.limit(
     key_func=client_address,
     scope="chatkit-read-address",
     exempt_when=_calls_model,
+)
+
+
+# Uploads cost like messages (bytes kept, later model input); they count against the message limits' values.
+_upload_per_user = limiter.limit(lambda: _settings().message_rate_limit, key_func=user_key, scope="chatkit-upload-user")
+_upload_per_address = limiter.limit(
+    lambda: _settings().message_rate_limit_per_address, key_func=client_address, scope="chatkit-upload-address"
+)
+_preview_per_address = limiter.limit(
+    lambda: _settings().read_rate_limit_per_address, key_func=client_address, scope="chatkit-preview-address"
 )
 
 
@@ -178,3 +190,82 @@ def _frames(first: bytes, stream: ChunkStream, context: RequestContext) -> Itera
 def _locale() -> str | None:
     language = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
     return language[:35] or None
+
+
+@bp.post("/attachments")
+@_upload_per_user
+@_upload_per_address
+def upload_attachment():
+    """ChatKit's direct upload: one `file` field of `multipart/form-data`, kept for the current user."""
+    from chatkit_backend.selfhosted.store import new_id
+    from chatkit_backend.selfhosted.uploads import sniff
+
+    chatkit = get_chatkit()
+    settings = chatkit.settings
+    # Set before the body is read: this route alone takes bodies over MAX_CONTENT_LENGTH (413 beyond its own).
+    request.max_content_length = max(settings.max_content_length, settings.upload_max_bytes + MULTIPART_OVERHEAD)
+    if request.mimetype != "multipart/form-data":
+        raise ApiError("unsupported_media_type", "Send the file as multipart/form-data with a 'file' field.", 415)
+    upload = request.files.get("file")
+    if upload is None:
+        raise validation_error([{"field": "file", "message": "is required"}])
+    data = upload.stream.read(settings.upload_max_bytes + 1)
+    if len(data) > settings.upload_max_bytes:
+        raise ApiError(
+            "payload_too_large",
+            f"The file is larger than {settings.upload_max_bytes} bytes (CHATKIT_UPLOAD_MAX_BYTES).",
+            413,
+        )
+    mime_type = sniff(data)
+    if mime_type not in settings.upload_types:
+        raise ApiError(
+            "unsupported_media_type",
+            "This file type is not accepted; allowed: " + ", ".join(settings.upload_types) + ".",
+            415,
+        )
+    context = RequestContext(user=current_user(), request_id=g.get("request_id"), locale=_locale())
+    attachment_id = new_id("attachment")
+    preview_url = None
+    if mime_type.startswith("image/"):
+        preview_url = _preview_url(attachment_id, settings.secret_key)
+    name = _file_name(upload.filename)
+    attachment = chatkit.bridge.run(
+        chatkit.server.attachments.upload(attachment_id, name, mime_type, data, preview_url, context)
+    )
+    body = attachment.model_dump_json(by_alias=True, exclude_none=True, context={"exclude_metadata": True})
+    return Response(body, mimetype="application/json")
+
+
+@bp.get("/attachments/<attachment_id>/preview")
+@_preview_per_address
+def attachment_preview(attachment_id: str):
+    """An uploaded image, for whoever holds the signed link its upload answered (ChatKit's frame has no cookies)."""
+    from chatkit_backend.selfhosted.uploads import IMAGE_TYPES, preview_signature_is_valid, sniff
+
+    chatkit = get_chatkit()
+    signature = request.args.get("sig", "")
+    if not preview_signature_is_valid(chatkit.settings.secret_key, attachment_id, signature):
+        raise ApiError("not_found", "No such attachment.", 404)
+    data = chatkit.bridge.run(chatkit.server.store.run_blocking(chatkit.server.store.blobs.get, attachment_id))
+    mime_type = sniff(data) if data is not None else None
+    if mime_type not in IMAGE_TYPES:
+        raise ApiError("not_found", "No such attachment.", 404)
+    response = Response(data, mimetype=mime_type)
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    response.headers["Content-Security-Policy"] = "default-src 'none'"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"  # shown inside ChatKit's frame
+    return response
+
+
+def _preview_url(attachment_id: str, secret_key: str) -> str:
+    from chatkit_backend.selfhosted.uploads import preview_signature
+
+    signature = preview_signature(secret_key, attachment_id)
+    return url_for("selfhosted.attachment_preview", attachment_id=attachment_id, sig=signature, _external=True)
+
+
+def _file_name(raw: str | None) -> str:
+    """The name shown in the chat: the browser's, without folders or control characters, at most 255 characters."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or "upload"

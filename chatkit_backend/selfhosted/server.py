@@ -9,8 +9,12 @@ and `tests/test_selfhosted.py` covers every request type through it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from datetime import datetime
+from typing import Any
 
 import openai
 from agents import Runner
@@ -19,22 +23,39 @@ from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer
 from chatkit.store import AttachmentStore, NotFoundError
 from chatkit.types import (
+    Action,
+    Attachment,
     ChatKitReq,
     FeedbackKind,
+    FileAttachment,
+    HiddenContextItem,
+    ImageAttachment,
+    ThreadItemDoneEvent,
     ThreadMetadata,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
     ThreadStreamEvent,
     UserMessageItem,
     UserMessageTagContent,
+    UserMessageTextContent,
+    WidgetItem,
     is_streaming_req,
 )
-from openai.types.responses import ResponseInputTextParam
+from openai.types.responses import (
+    ResponseInputContentParam,
+    ResponseInputFileParam,
+    ResponseInputImageParam,
+    ResponseInputTextParam,
+)
 from pydantic import TypeAdapter
 
 from chatkit_backend.config import Settings
 from chatkit_backend.errors import ApiError
 from chatkit_backend.selfhosted.agent import AgentRuntime
 from chatkit_backend.selfhosted.context import RequestContext
-from chatkit_backend.selfhosted.store import SqlStore
+from chatkit_backend.selfhosted.store import SqlStore, new_id
+from chatkit_backend.selfhosted.turns import CANCELLED, TurnRecorder, error_kind, model_name
+from chatkit_backend.selfhosted.uploads import IMAGE_TYPES, BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +64,89 @@ REQUEST_ADAPTER: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 
 __all__ = ["REQUEST_ADAPTER", "BackendChatKitServer", "contract_error", "is_streaming_req"]
 
+TITLE_LENGTH = 60
+# A text upload is sent to the model whole up to this many characters (~50k tokens).
+MAX_TEXT_CHARACTERS = 200_000
+TITLE_INSTRUCTIONS = (
+    "Write a title of at most six words for a conversation that starts with the user's message. "
+    "Answer with the title only, no quotes."
+)
+
 
 class _Converter(ThreadItemConverter):
-    """Thread items to model input; a tag becomes its text (the package leaves tags to the integration)."""
+    """Thread items to model input: a tag becomes its text, an attachment its bytes (the package leaves both to us)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
 
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputTextParam:
         return ResponseInputTextParam(type="input_text", text=f"@{tag.text}")
 
+    async def attachment_to_message_content(self, attachment: Attachment) -> ResponseInputContentParam:
+        # Items only hold attachments their owner attached (SqlStore.load_attachment is per user).
+        data = await self.store.run_blocking(self.store.blobs.get, attachment.id)
+        if data is None:
+            return ResponseInputTextParam(type="input_text", text=f"[The attached file {attachment.name} was deleted.]")
+        encoded = base64.b64encode(data).decode("ascii")
+        if attachment.mime_type in IMAGE_TYPES:
+            return ResponseInputImageParam(
+                type="input_image", image_url=f"data:{attachment.mime_type};base64,{encoded}", detail="auto"
+            )
+        if attachment.mime_type == "application/pdf":
+            return ResponseInputFileParam(
+                type="input_file", filename=attachment.name, file_data=f"data:application/pdf;base64,{encoded}"
+            )
+        text = data.decode("utf-8", errors="replace")
+        if len(text) > MAX_TEXT_CHARACTERS:
+            text = text[:MAX_TEXT_CHARACTERS] + "\n[truncated]"
+        return ResponseInputTextParam(type="input_text", text=f"Attached file {attachment.name}:\n{text}")
 
-class _NoAttachments(AttachmentStore[RequestContext]):
-    """Until uploads are configured, attachment requests are refused in the error contract."""
+
+class UploadedAttachments(AttachmentStore[RequestContext]):
+    """Direct uploads (`POST /api/chatkit/attachments`): bytes in the blob store, the record in `SqlStore`."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def generate_attachment_id(self, mime_type: str, context: RequestContext) -> str:
+        return new_id("attachment")
+
+    async def upload(
+        self, attachment_id: str, name: str, mime_type: str, data: bytes, preview_url: str | None, ctx: RequestContext
+    ) -> Attachment:
+        """Keep the bytes, then the record; the answer ChatKit expects from a direct upload."""
+        size = {"size": len(data)}
+        attachment: Attachment = (
+            ImageAttachment(id=attachment_id, name=name, mime_type=mime_type, preview_url=preview_url, metadata=size)
+            if mime_type in IMAGE_TYPES
+            else FileAttachment(id=attachment_id, name=name, mime_type=mime_type, metadata=size)
+        )
+        await self.store.run_blocking(self.store.blobs.put, attachment_id, ctx.user, data)
+        try:
+            await self.store.save_attachment(attachment, ctx)
+        except BaseException:
+            await self.store.run_blocking(self.store.blobs.delete, [attachment_id])
+            raise
+        return attachment
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        raise _attachments_not_supported()
+        await self.store.load_attachment(attachment_id, context)  # another user's attachment is NotFoundError
+        await self.store.run_blocking(self.store.blobs.delete, [attachment_id])
 
     async def create_attachment(self, input, context: RequestContext):
-        raise _attachments_not_supported()
+        # Two-phase uploads are not offered: the browser helper sets ChatKit's direct upload strategy.
+        raise NotImplementedError("two-phase uploads")
 
 
-def _attachments_not_supported() -> ApiError:
-    return ApiError("not_implemented", "This server does not support that ChatKit operation.", 501)
+def title_from(message: UserMessageItem) -> str | None:
+    """A short title from the user's first message: its first words, at most TITLE_LENGTH characters."""
+    words = " ".join(part.text for part in message.content if isinstance(part, UserMessageTextContent)).split()
+    title = ""
+    for word in words:
+        if len(title) + len(word) + 1 > TITLE_LENGTH:
+            return (title or word[: TITLE_LENGTH - 1]) + "…"
+        title = f"{title} {word}".strip()
+    return title or None
 
 
 def contract_error(error: Exception) -> Exception:
@@ -96,14 +180,27 @@ def model_failure(error: BaseException) -> CustomStreamError:
 class BackendChatKitServer(ChatKitServer[RequestContext]):
     """ChatKit's protocol over `SqlStore`, answering with the configured Agents SDK agent."""
 
-    def __init__(self, store: SqlStore, agents: AgentRuntime, settings: Settings) -> None:
-        super().__init__(store, _NoAttachments())
+    def __init__(self, store: SqlStore, agents: AgentRuntime, settings: Settings, blobs: BlobStore) -> None:
+        self.attachments = UploadedAttachments(store)
+        super().__init__(store, self.attachments)
+        self.store: SqlStore = store
         self.agents = agents
         self.history_items = settings.history_items
-        self.converter = _Converter()
+        self.auto_title = settings.auto_title
+        self.title_model = settings.title_model
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self.agents.close()
 
     async def handle_stream(self, request, context: RequestContext) -> AsyncIterator[bytes]:
         """The SSE frames of a streaming request (`data: <event JSON>\\n\\n` each)."""
+        if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+            for attachment_id in request.params.input.attachments:
+                # Before anything is stored or sent: another user's attachment is a 404, never model input.
+                await self.store.load_attachment(attachment_id, context)
         async for frame in self._process_streaming(request, context):
             yield frame
 
@@ -116,16 +213,23 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
     ) -> AsyncIterator[ThreadStreamEvent]:
         # The newest items, oldest first: the model sees the conversation so far, in order.
         page = await self.store.load_thread_items(thread.id, None, self.history_items, "desc", context)
-        model_input = await self.converter.to_agent_input(list(reversed(page.data)))
+        model_input = await _Converter(self.store).to_agent_input(list(reversed(page.data)))
         agent_context = AgentContext(thread=thread, store=self.store, request_context=context)
         result = Runner.run_streamed(
-            self.agents.agent, model_input, context=agent_context, run_config=self.agents.run_config
+            self.agents.agent,
+            model_input,
+            context=agent_context,
+            run_config=self.agents.run_config,
+            hooks=self.agents.hooks,
         )
+        turn = TurnRecorder(self.store.database, thread.id, context.user, model_name(self.agents.agent))
         try:
             async for event in stream_agent_response(agent_context, result):
+                turn.observe(event)
                 yield event
         except asyncio.CancelledError:
             result.cancel()  # the browser left: close the model's stream instead of letting it run (and bill)
+            self._in_background(turn.save(result.context_wrapper.usage, CANCELLED), context)
             raise
         except Exception as exc:
             result.cancel()
@@ -139,15 +243,70 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
                     "status": getattr(exc, "status_code", None),
                 },
             )
+            await turn.save(result.context_wrapper.usage, error_kind(exc))
             raise model_failure(exc) from exc
         except BaseException:
             result.cancel()  # GeneratorExit: the stream was closed without cancellation
             raise
+        await turn.save(result.context_wrapper.usage)
+        if self.auto_title and thread.title is None and input_user_message is not None:
+            self._title(thread, input_user_message, context)
+
+    def _title(self, thread: ThreadMetadata, message: UserMessageItem, context: RequestContext) -> None:
+        """Name the thread once its first answer is out: its first words now, or a title model's later."""
+        if self.title_model is None:
+            thread.title = title_from(message)  # ChatKit saves the thread and tells the browser (thread.updated)
+        else:
+            self._in_background(self._title_by_model(thread.id, message, context), context)
+
+    async def _title_by_model(self, thread_id: str, message: UserMessageItem, context: RequestContext) -> None:
+        text = " ".join(part.text for part in message.content if isinstance(part, UserMessageTextContent))
+        response = await self.agents.client.responses.create(
+            model=self.title_model, instructions=TITLE_INSTRUCTIONS, input=text[:2000] or "(no text)", store=False
+        )
+        title = " ".join(response.output_text.strip().strip('"').split())[:TITLE_LENGTH] or title_from(message)
+        thread = await self.store.load_thread(thread_id, context)
+        if thread.title is None:
+            thread.title = title
+            await self.store.save_thread(thread, context)
+
+    def _in_background(self, work: Coroutine[Any, Any, None], context: RequestContext) -> None:
+        """Run `work` after the answer, keeping a reference (the loop keeps only weak ones) and logging failures."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._background.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                error = finished.exception()
+                log.warning(
+                    "background work after a turn failed: %s",
+                    type(error).__name__,
+                    extra={"request_id": context.request_id, "user": context.user},
+                )
+
+        task.add_done_callback(done)
+
+    async def action(
+        self, thread: ThreadMetadata, action: Action[str, Any], sender: WidgetItem | None, context: RequestContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        # A widget's action is something the user said by clicking: the agent hears it as hidden context.
+        payload = json.dumps(action.payload, ensure_ascii=False, default=str)[:4000]
+        note = HiddenContextItem(
+            id=self.store.generate_item_id("message", thread, context),
+            thread_id=thread.id,
+            created_at=datetime.now(),
+            content=f"The user chose the widget action {action.type!r} with payload {payload}.",
+        )
+        yield ThreadItemDoneEvent(item=note)
+        async for event in self.respond(thread, None, context):
+            yield event
 
     async def add_feedback(
         self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext
     ) -> None:
         await self.store.load_thread(thread_id, context)  # another user's thread is NotFoundError
+        await self.store.save_feedback(thread_id, item_ids, feedback, context)
 
 
 def warm_imports() -> None:

@@ -21,7 +21,8 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from chatkit_backend.db import Database
 from chatkit_backend.selfhosted.context import RequestContext
-from chatkit_backend.selfhosted.models import ATTACHMENTS, ITEMS, THREADS
+from chatkit_backend.selfhosted.models import ATTACHMENTS, FEEDBACK, ITEMS, THREADS
+from chatkit_backend.selfhosted.uploads import BlobStore
 
 R = TypeVar("R")
 
@@ -53,8 +54,9 @@ def _now() -> datetime:
 class SqlStore(Store[RequestContext]):
     """Threads, items and attachment records in `chatkit_threads`, `chatkit_items`, `chatkit_attachments`."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, blobs: BlobStore) -> None:
         self.database = database
+        self.blobs = blobs
 
     # Ids: full 128-bit randomness (a collision would overwrite another thread through the upsert).
 
@@ -65,6 +67,10 @@ class SqlStore(Store[RequestContext]):
         return new_id(item_type)
 
     # Running the synchronous statements
+
+    async def run_blocking(self, function: Callable[..., R], *args: Any) -> R:
+        """`function(*args)` off the event loop (the blob store's reads and writes)."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args))
 
     async def _read(self, function: Callable[..., R], *args: Any) -> R:
         def read() -> R:
@@ -98,7 +104,8 @@ class SqlStore(Store[RequestContext]):
         return Page(data=threads, has_more=has_more, after=threads[-1].id if threads and has_more else None)
 
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
-        await self._write(_delete_thread, thread_id, context.user)
+        attachment_ids = await self._write(_delete_thread, thread_id, context.user)
+        await self.run_blocking(self.blobs.delete, attachment_ids)  # the bytes go with the thread
 
     # Items
 
@@ -144,6 +151,12 @@ class SqlStore(Store[RequestContext]):
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         await self._write(_delete_attachment, attachment_id, context.user)
 
+    # Feedback (items.feedback)
+
+    async def save_feedback(self, thread_id: str, item_ids: list[str], kind: str, context: RequestContext) -> None:
+        """Keep the user's verdict on items of their thread; an item not in that thread is NotFoundError."""
+        await self._write(_save_feedback, thread_id, list(dict.fromkeys(item_ids)), kind, context.user)
+
 
 # The synchronous statements, each given a connection.
 
@@ -180,11 +193,33 @@ def _page(connection: Connection, table, scope, after: str | None, limit: int, o
     return rows[:limit], len(rows) > limit
 
 
-def _delete_thread(connection: Connection, thread_id: str, owner: str) -> None:
+def _delete_thread(connection: Connection, thread_id: str, owner: str) -> list[str]:
+    """Delete the thread, its items, feedback and attachment records; the attachments' ids, for their bytes."""
     owned = select(THREADS.c.id).where(THREADS.c.id == thread_id, THREADS.c.owner == owner)
     connection.execute(delete(ITEMS).where(ITEMS.c.thread_id.in_(owned)))
-    connection.execute(delete(ATTACHMENTS).where(ATTACHMENTS.c.thread_id == thread_id, ATTACHMENTS.c.owner == owner))
+    connection.execute(delete(FEEDBACK).where(FEEDBACK.c.thread_id.in_(owned)))
+    attachments = and_(ATTACHMENTS.c.thread_id == thread_id, ATTACHMENTS.c.owner == owner)
+    attachment_ids = list(connection.execute(select(ATTACHMENTS.c.id).where(attachments)).scalars())
+    connection.execute(delete(ATTACHMENTS).where(attachments))
     connection.execute(delete(THREADS).where(THREADS.c.id == thread_id, THREADS.c.owner == owner))
+    return attachment_ids
+
+
+def _save_feedback(connection: Connection, thread_id: str, item_ids: list[str], kind: str, owner: str) -> None:
+    found = set(
+        connection.execute(
+            select(ITEMS.c.id).where(ITEMS.c.thread_id == thread_id, ITEMS.c.owner == owner, ITEMS.c.id.in_(item_ids))
+        ).scalars()
+    )
+    if not item_ids or found != set(item_ids):
+        raise NotFoundError(f"No such items in thread {thread_id}")
+    now = _now()
+    for item_id in item_ids:
+        scope = and_(FEEDBACK.c.thread_id == thread_id, FEEDBACK.c.item_id == item_id)
+        if not connection.execute(update(FEEDBACK).where(scope).values(kind=kind, created_at=now)).rowcount:
+            connection.execute(
+                insert(FEEDBACK).values(thread_id=thread_id, item_id=item_id, owner=owner, kind=kind, created_at=now)
+            )
 
 
 def _save_item(connection: Connection, thread_id: str, owner: str, item_id: str, kind: str, data: str) -> None:

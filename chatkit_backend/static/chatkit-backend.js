@@ -13,6 +13,7 @@
 
 const PATHS = {
   chatkit: "/api/chatkit",
+  attachments: "/api/chatkit/attachments",
   session: "/api/chatkit/session",
   refresh: "/api/chatkit/refresh",
   events: "/api/analytics/events",
@@ -154,10 +155,39 @@ export function createChatKitBackend({
     return {
       url: url(PATHS.chatkit),
       domainKey,
+      // Attachments go straight to the backend (multipart, field "file"); enable them with
+      // composer: { attachments: { enabled: true } }.
+      uploadStrategy: { type: "direct", uploadUrl: url(PATHS.attachments) },
       async fetch(input, init = {}) {
         return fetch(input, { ...init, credentials: mode, headers: await withIdentity(init.headers) });
       },
     };
+  }
+
+  /**
+   * Upload one File or Blob as ChatKit's direct upload does; resolves to ChatKit's attachment
+   * ({id, name, mime_type, type, preview_url?}) or rejects with a ChatKitBackendError (413, 415, ...).
+   */
+  async function uploadFile(file, name = file?.name ?? "upload") {
+    const form = new FormData();
+    form.append("file", file, name);
+    let response;
+    try {
+      response = await fetch(url(PATHS.attachments), {
+        method: "POST",
+        body: form,
+        credentials: mode,
+        headers: await withIdentity(),
+      });
+    } catch (cause) {
+      throw new ChatKitBackendError(`POST ${PATHS.attachments} failed: ${cause?.message ?? cause}`, {
+        code: "network_error",
+        status: 0,
+        cause,
+      });
+    }
+    if (!response.ok) throw await errorFromResponse(response, PATHS.attachments);
+    return response.json();
   }
 
   /** Send one error report to /api/errors. Never throws: resolves to true when the backend stored it. */
@@ -308,6 +338,7 @@ export function createChatKitBackend({
 
   return {
     apiConfig,
+    uploadFile,
     getClientSecret,
     reportError,
     trackMessage,

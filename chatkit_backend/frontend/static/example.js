@@ -21,7 +21,11 @@ function failed(error) {
 customElements.whenDefined("openai-chatkit").then(() => {
   if (mode === "self_hosted") {
     // This backend is the ChatKit server: ChatKit posts every operation to /api/chatkit.
-    chatkit.setOptions({ api: backend.apiConfig(domainKey ? { domainKey } : {}) });
+    // Attachments upload straight to /api/chatkit/attachments (apiConfig sets the direct upload strategy).
+    chatkit.setOptions({
+      api: backend.apiConfig(domainKey ? { domainKey } : {}),
+      composer: { attachments: { enabled: true } },
+    });
     status.textContent = "Connected.";
     status.dataset.state = "ready";
     return;
