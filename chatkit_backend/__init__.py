@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         health,
         http_security,
         identity,
+        metrics,
         openapi,
         rate_limits,
         request_log,
@@ -54,6 +55,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         )
 
     request_log.init_app(app)
+    metrics.init_app(app)
     errors.init_app(app)
     http_security.init_app(app)
     db.init_app(app)

@@ -115,6 +115,10 @@ class Settings:
     analytics_rate_limit: str = "1200/minute"
     admin_token: str | None = field(default=None, repr=False)
 
+    # Operations: GET /metrics (Prometheus), and where gunicorn's workers write their samples
+    metrics_enabled: bool = False
+    metrics_multiprocess_dir: str | None = None
+
     # Frontend helper
     example_page_enabled: bool | None = None
 
@@ -236,6 +240,8 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_retention_days": r.integer("CHATKIT_ANALYTICS_RETENTION_DAYS", 90, minimum=1),
         "analytics_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_RATE_LIMIT", "1200/minute"),
         "admin_token": r.text("CHATKIT_ADMIN_TOKEN"),
+        "metrics_enabled": r.flag("CHATKIT_METRICS", False),
+        "metrics_multiprocess_dir": r.text("PROMETHEUS_MULTIPROC_DIR"),
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }
 

@@ -18,9 +18,11 @@ from chatkit_backend.config import Settings
 from chatkit_backend.db import EXTENSION_KEY as DB_EXTENSION_KEY
 from chatkit_backend.db import Database
 from chatkit_backend.errors import ApiError
+from chatkit_backend.metrics import EXTENSION_KEY as METRICS_EXTENSION_KEY
 from chatkit_backend.selfhosted.bridge import AsyncBridge
 
 if TYPE_CHECKING:
+    from chatkit_backend.metrics import Metrics
     from chatkit_backend.selfhosted.server import BackendChatKitServer
 
 EXTENSION_KEY = "chatkit_selfhosted"
@@ -32,9 +34,10 @@ bridge = AsyncBridge()
 class SelfHostedChatKit:
     """The app's ChatKit server, built on first use in each process (after gunicorn's fork)."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.database = database
+        self.metrics = metrics
         self.bridge = bridge
         self._server: BackendChatKitServer | None = None
         self._lock = threading.Lock()
@@ -52,7 +55,8 @@ class SelfHostedChatKit:
         from chatkit_backend.selfhosted.server import BackendChatKitServer
         from chatkit_backend.selfhosted.store import SqlStore
 
-        return BackendChatKitServer(SqlStore(self.database), build_runtime(self.settings), self.settings)
+        runtime = build_runtime(self.settings)
+        return BackendChatKitServer(SqlStore(self.database), runtime, self.settings, metrics=self.metrics)
 
     def warm(self) -> None:
         """Import the packages, build the server and start the event loop now, not at the first request."""
@@ -110,5 +114,6 @@ def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
     if settings.self_hosted and settings.openai_api_key:
         _quiet_libraries()
-        app.extensions[EXTENSION_KEY] = SelfHostedChatKit(settings, app.extensions[DB_EXTENSION_KEY])
+        metrics = app.extensions.get(METRICS_EXTENSION_KEY)
+        app.extensions[EXTENSION_KEY] = SelfHostedChatKit(settings, app.extensions[DB_EXTENSION_KEY], metrics)
     app.register_blueprint(bp)

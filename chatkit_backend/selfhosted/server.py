@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import openai
-from agents import Runner
+from agents import Runner, RunResultStreaming
 from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer
 from chatkit.store import AttachmentStore, NotFoundError
 from chatkit.types import (
+    AssistantMessageContentPartTextDelta,
     ChatKitReq,
     FeedbackKind,
+    ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
@@ -35,6 +39,9 @@ from chatkit_backend.errors import ApiError
 from chatkit_backend.selfhosted.agent import AgentRuntime
 from chatkit_backend.selfhosted.context import RequestContext
 from chatkit_backend.selfhosted.store import SqlStore
+
+if TYPE_CHECKING:
+    from chatkit_backend.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,21 @@ def contract_error(error: Exception) -> Exception:
     return error
 
 
+def model_error_kind(error: BaseException) -> str:
+    """The metrics' kind of a failed model run."""
+    if isinstance(error, openai.RateLimitError):
+        return "rate_limit"
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection"
+    if isinstance(error, openai.APIStatusError):
+        return "status"
+    if isinstance(error, openai.APIError):
+        return "stream"  # an error event or a failed response inside the stream
+    return "other"
+
+
 def model_failure(error: BaseException) -> CustomStreamError:
     """What the user sees in ChatKit when the model call fails; the details go to the log, not the browser."""
     if isinstance(error, openai.RateLimitError):
@@ -96,9 +118,12 @@ def model_failure(error: BaseException) -> CustomStreamError:
 class BackendChatKitServer(ChatKitServer[RequestContext]):
     """ChatKit's protocol over `SqlStore`, answering with the configured Agents SDK agent."""
 
-    def __init__(self, store: SqlStore, agents: AgentRuntime, settings: Settings) -> None:
+    def __init__(
+        self, store: SqlStore, agents: AgentRuntime, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         super().__init__(store, _NoAttachments())
         self.agents = agents
+        self.metrics = metrics
         self.history_items = settings.history_items
         self.converter = _Converter()
 
@@ -121,14 +146,17 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
         result = Runner.run_streamed(
             self.agents.agent, model_input, context=agent_context, run_config=self.agents.run_config
         )
+        events = stream_agent_response(agent_context, result)
         try:
-            async for event in stream_agent_response(agent_context, result):
+            async for event in events if self.metrics is None else _observed(events, result, self.metrics):
                 yield event
         except asyncio.CancelledError:
             result.cancel()  # the browser left: close the model's stream instead of letting it run (and bill)
             raise
         except Exception as exc:
             result.cancel()
+            if self.metrics is not None:
+                self.metrics.model_error(model_error_kind(exc))
             log.warning(
                 "model call failed: %s",
                 type(exc).__name__,
@@ -148,6 +176,25 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
         self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext
     ) -> None:
         await self.store.load_thread(thread_id, context)  # another user's thread is NotFoundError
+
+
+async def _observed(
+    events: AsyncIterator[ThreadStreamEvent], result: RunResultStreaming, metrics: Metrics
+) -> AsyncIterator[ThreadStreamEvent]:
+    """`events` as they are, reporting the time to the first text delta and, at the end, the tokens used."""
+    started = time.perf_counter()
+    waiting = True
+    async for event in events:
+        if (
+            waiting
+            and isinstance(event, ThreadItemUpdatedEvent)
+            and isinstance(event.update, AssistantMessageContentPartTextDelta)
+        ):
+            waiting = False
+            metrics.model_first_token(time.perf_counter() - started)
+        yield event
+    usage = result.context_wrapper.usage
+    metrics.model_tokens(usage.input_tokens, usage.output_tokens)
 
 
 def warm_imports() -> None:
