@@ -7,6 +7,9 @@ default, at most 25 s) always ends a request before gunicorn's worker timeout do
 import gc
 import os
 import runpy
+import shutil
+import tempfile
+from pathlib import Path
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -54,8 +57,30 @@ logconfig_dict = {
 }
 
 
+def _metrics_on() -> bool:
+    # config.parse_flag's true values; not imported, so the master stays light (a bad value fails the app's load).
+    return os.environ.get("CHATKIT_METRICS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _prepare_metrics_dir(server) -> None:
+    """Give the workers an empty PROMETHEUS_MULTIPROC_DIR: samples of a previous start must not be summed."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        path = Path(tempfile.mkdtemp(prefix="chatkit-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+        server.metrics_dir_created = path
+    server.log.info("metrics: workers write their samples to %s", path)
+
+
 def on_starting(server) -> None:
-    """Warn once, in the master, when rate limits would be counted per worker."""
+    """Warn once, in the master, when rate limits would be counted per worker; prepare the metrics folder."""
+    if _metrics_on():
+        _prepare_metrics_dir(server)
     storage = os.environ.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://"
     if server.cfg.workers > 1 and storage.startswith("memory://"):
         server.log.warning(
@@ -65,6 +90,21 @@ def on_starting(server) -> None:
             server.cfg.workers,
             server.cfg.workers,
         )
+
+
+def child_exit(server, worker) -> None:
+    """A worker's live gauges (open streams) stop counting when it exits."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and _metrics_on():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics folder this start created."""
+    created = getattr(server, "metrics_dir_created", None)
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def post_worker_init(worker) -> None:

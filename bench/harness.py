@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import PASSTHROUGH_PATH, TRIVIAL_PATH, report
 from bench.procs import LOOPBACK, Server, free_port, http, rss_mb
+from bench.selfhosted import SelfHostedBench
 from bench.wrk import WrkError, run_wrk, wrk_path, wrk_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ _STRIP_NAMES = (
 # Load shapes: (upstream latency ms, connections), as issue 6 sets them.
 SESSION_SHAPES = ((0, 50), (300, 200))
 INGEST_CONNECTIONS = 50
+PARTS = ("startup", "sessions", "ingest", "selfhosted")
 WARMUP_CONNECTIONS = 8
 
 
@@ -88,6 +90,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="GUNICORN_WORKER_CONNECTIONS for our gunicorn (default: gunicorn.conf.py's)",
     )
     parser.add_argument("--pool-size", type=int, help="CHATKIT_UPSTREAM_POOL_SIZE (default: the service's)")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)})",
+    )
     parser.add_argument("--events-table", default=EVENTS_TABLE_DEFAULT, help="table that holds analytics events")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_ADMIN_URL_DEFAULT))
     parser.add_argument("--peers-dir", type=Path, default=PEERS_DIR_DEFAULT)
@@ -100,6 +107,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.peers = args.peers if args.peers is not None else not args.quick
     args.postgres = args.postgres if args.postgres is not None else not args.quick
     args.import_runs = args.import_runs or (3 if args.quick else 7)
+    args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    if args.parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(args.parts - set(PARTS)))}")
     args.latencies = (
         tuple(int(x) for x in args.latencies.split(",")) if args.latencies else tuple(s[0] for s in SESSION_SHAPES)
     )
@@ -590,16 +600,26 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(args, Path(scratch_name))
         # First, on an idle machine, as a service starts: after the loads, PostgreSQL is still
         # checkpointing hundreds of thousands of new rows (seen: 0.55 s at the end of a run, 0.35-0.45 s idle).
-        print("bench: start-up time ...", file=sys.stderr, flush=True)
-        startup = run.startup_time()
-        for latency_ms, connections in SESSION_SHAPES:
-            if latency_ms in args.latencies:
-                print(f"bench: sessions at {latency_ms} ms x {connections} ...", file=sys.stderr, flush=True)
-                run.sessions(latency_ms, connections)
-        print("bench: ingest on SQLite ...", file=sys.stderr, flush=True)
-        run.ingest_sqlite()
-        print("bench: ingest on PostgreSQL ...", file=sys.stderr, flush=True)
-        run.ingest_postgres()
+        selfhosted = SelfHostedBench(run)
+        startup: dict[str, Any] = {"status": "skipped"}
+        if "startup" in args.parts:
+            print("bench: start-up time ...", file=sys.stderr, flush=True)
+            startup = run.startup_time()
+            if "selfhosted" in args.parts:
+                selfhosted.startup_breakdown()
+        if "sessions" in args.parts:
+            for latency_ms, connections in SESSION_SHAPES:
+                if latency_ms in args.latencies:
+                    print(f"bench: sessions at {latency_ms} ms x {connections} ...", file=sys.stderr, flush=True)
+                    run.sessions(latency_ms, connections)
+        if "ingest" in args.parts:
+            print("bench: ingest on SQLite ...", file=sys.stderr, flush=True)
+            run.ingest_sqlite()
+            print("bench: ingest on PostgreSQL ...", file=sys.stderr, flush=True)
+            run.ingest_postgres()
+        if "selfhosted" in args.parts:
+            print("bench: self-hosted ChatKit (turns, first text, streams) ...", file=sys.stderr, flush=True)
+            selfhosted.run_all()
         errors_in_logs = report.log_tail_errors(Path(scratch_name))
     finished = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
@@ -616,11 +636,13 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.batch_size,
             "events_table": args.events_table,
             "import_runs": args.import_runs,
+            "parts": sorted(args.parts),
         },
         "servers": run.servers_env,
         "rows": run.rows,
         "memory": run.memory,
         "startup": startup,
+        "selfhosted_startup": selfhosted.startup,
         "server_log_errors": errors_in_logs,
     }
     results["targets"] = report.targets(results)

@@ -81,7 +81,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             out.append(_target(name, None, ">= 20000", None, _missing(results, f"analytics_batch.{backend}")))
 
-    ours_memory = [m for m in results["memory"] if m["server"].startswith("ours") and m["max_worker_rss_mb"]]
+    out += chat_targets(results)
+
+    # Issue 6's bound is for the hosted-session service; self-hosted workers (Agents SDK, ChatKit) are reported apart.
+    ours_memory = [
+        m
+        for m in results["memory"]
+        if m["server"].startswith("ours") and not m["server"].startswith("ours-selfhosted") and m["max_worker_rss_mb"]
+    ]
     name = "resident memory per gunicorn worker after load (MiB)"
     if ours_memory:
         worst = max(ours_memory, key=lambda m: m["max_worker_rss_mb"])
@@ -97,6 +104,68 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(_target(name, value, "<= 0.5", value <= 0.5, f"median of {startup['runs']} fresh processes"))
     else:
         out.append(_target(name, None, "<= 0.5", None, startup.get("detail", "not run")))
+    return out
+
+
+def chat_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 13's targets for the self-hosted server, each a ratio to the peer within this run."""
+    out = []
+    peer = _row(results, "chat_turns.peer")
+    for backend in ("sqlite", "postgres"):
+        ours = _row(results, f"chat_turns.ours.{backend}")
+        name = f"self-hosted turns/s, 32 clients ({backend}) vs the peer, every turn stored"
+        if ours and peer and peer["turns_per_s"]:
+            ratio = ours["turns_per_s"] / peer["turns_per_s"]
+            detail = (
+                f"{ours['turns_per_s']:.1f} vs {peer['turns_per_s']:.1f} turns/s; stored: {ours.get('stored_check')};"
+                f" /metrics: {ours.get('metrics_check')}"
+            )
+            met = ratio >= 1.5 and bool(ours.get("stored_ok")) and not ours["failed"]
+            out.append(_target(name, round(ratio, 3), ">= 1.5", met, detail))
+        else:
+            ids = (f"chat_turns.ours.{backend}", "chat_turns.peer")
+            out.append(_target(name, None, ">= 1.5", None, _missing(results, *ids)))
+
+    standin, ours, peer = (
+        _row(results, "chat_ttft.standin"),
+        _row(results, "chat_ttft.ours.sqlite"),
+        _row(results, "chat_ttft.peer"),
+    )
+    for quantile in ("p50", "p99"):
+        name = f"time to first text, {quantile}: what we add over the stand-in vs what the peer adds"
+        key = f"ttft_{quantile}_ms"
+        if standin and ours and peer:
+            ours_added, peer_added = ours[key] - standin[key], peer[key] - standin[key]
+            ratio = ours_added / peer_added if peer_added > 0 else float("inf")
+            detail = f"{ours_added:.1f} vs {peer_added:.1f} ms added (stand-in alone {standin[key]:.1f} ms)"
+            out.append(_target(name, round(ratio, 3), "<= 0.75", ratio <= 0.75, detail))
+        else:
+            ids = ("chat_ttft.standin", "chat_ttft.ours.sqlite", "chat_ttft.peer")
+            out.append(_target(name, None, "<= 0.75", None, _missing(results, *ids)))
+
+    ours, peer = _row(results, "chat_streams.ours"), _row(results, "chat_streams.peer")
+    name = "concurrent streams: every one completes"
+    if ours:
+        detail = f"{ours['completed']:,} of {ours['streams']:,}"
+        out.append(_target(name, ours["completed"], f"== {ours['streams']}", bool(ours.get("all_completed")), detail))
+    else:
+        out.append(_target(name, None, "all", None, _missing(results, "chat_streams.ours")))
+    name = "concurrent streams: /health p99 meanwhile (ms), no worse than the peer's and <= 250"
+    if ours and ours.get("health_p99_ms") is not None:
+        value = ours["health_p99_ms"]
+        peer_p99 = peer.get("health_p99_ms") if peer else None
+        met = value <= 250 and (peer_p99 is None or value <= peer_p99) and not ours.get("health_failed")
+        detail = f"peer: {peer_p99} ms" if peer_p99 is not None else "peer not measured"
+        out.append(_target(name, value, "<= peer, <= 250", met if peer_p99 is not None else None, detail))
+    else:
+        out.append(_target(name, None, "<= peer, <= 250", None, _missing(results, "chat_streams.ours")))
+    name = "concurrent streams: memory per open stream (KiB)"
+    if ours:
+        value = ours["kib_per_stream"]
+        detail = f"workers' RSS {ours['rss_before_mb']} -> {ours['rss_peak_mb']} MiB for {ours['streams']:,} streams"
+        out.append(_target(name, value, "<= 100", value <= 100, detail))
+    else:
+        out.append(_target(name, None, "<= 100", None, _missing(results, "chat_streams.ours")))
     return out
 
 
@@ -138,6 +207,8 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
+        if row.get("group") == "chat":
+            continue
         upstream = f"{row['latency_ms']} ms" if "latency_ms" in row else row.get("backend", "")
         throughput = _fmt(row.get("ok_rps"))
         if "ok_events_per_s" in row:
@@ -151,6 +222,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{throughput if row.get('status') == 'ok' else row.get('status')} | {_fmt(row.get('p50_ms'), 1)} | "
             f"{_fmt(row.get('p99_ms'), 1)} | {_fmt(row.get('requests'))} | {_status_summary(row)} | {stored} | {note} |"
         )
+    lines += chat_markdown(results)
     lines += ["", "| memory after load | master MiB | workers MiB |", "|---|---|---|"]
     for mem in results["memory"]:
         workers = ", ".join(f"{w['rss_mb']:.1f}" for w in mem["workers"])
@@ -174,6 +246,64 @@ def markdown(results: dict[str, Any]) -> str:
             for line in errors:
                 lines.append(f"- {name}: `{line[:200]}`")
     return "\n".join(lines)
+
+
+def chat_markdown(results: dict[str, Any]) -> list[str]:
+    """The self-hosted rows: turns and first text, then the concurrent streams."""
+    rows = [r for r in results["rows"] if r.get("group") == "chat"]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| self-hosted row | server | clients | turns/s | turn p50 ms | turn p99 ms | first text p50 ms"
+        " | first text p99 ms | failed | stored | /metrics | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row["id"].startswith("chat_streams"):
+            continue
+        ok = row.get("status") == "ok"
+        lines.append(
+            f"| {row['id']} | {row.get('server', '')} | {_fmt(row.get('clients'))} | "
+            f"{_fmt(row.get('turns_per_s'), 1) if ok else row.get('status')} | {_fmt(row.get('turn_p50_ms'), 1)} | "
+            f"{_fmt(row.get('turn_p99_ms'), 1)} | {_fmt(row.get('ttft_p50_ms'), 1)} | "
+            f"{_fmt(row.get('ttft_p99_ms'), 1)} | "
+            f"{_fmt(row.get('failed'))} | {row.get('stored_check', '')} | {row.get('metrics_check', '')} | "
+            f"{row.get('detail', '') if not ok else ''} |"
+        )
+    lines += [
+        "",
+        "| streams row | server | streams | completed | stream p50 ms | stream p99 ms | /health p50 ms"
+        " | /health p99 ms | /health max ms | workers' RSS before → peak MiB | KiB per stream | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if not row["id"].startswith("chat_streams"):
+            continue
+        probe = row.get("health_probe") or {}
+        lines.append(
+            f"| {row['id']} | {row.get('server', '')} | {_fmt(row.get('streams'))} | {_fmt(row.get('completed'))} | "
+            f"{_fmt(row.get('turn_p50_ms'), 1)} | {_fmt(row.get('turn_p99_ms'), 1)} | "
+            f"{_fmt(row.get('health_p50_ms'), 1)} | {_fmt(row.get('health_p99_ms'), 1)} | "
+            f"{_fmt(probe.get('max_ms'), 1)} | "
+            f"{_fmt(row.get('rss_before_mb'), 1)} → {_fmt(row.get('rss_peak_mb'), 1)} | "
+            f"{_fmt(row.get('kib_per_stream'), 1)} | {row.get('detail', '') if row.get('status') != 'ok' else ''} |"
+        )
+    s = results.get("selfhosted_startup") or {}
+    if s.get("status") == "ok" or "gunicorn_to_first_answer_s" in s:
+        parts = []
+        if s.get("status") == "ok":
+            parts.append(
+                f"import + create_app() {s['create_app_s'] * 1000:.0f} ms, warm() {s['warm_s'] * 1000:.0f} ms"
+                f" (median of {s['runs']} fresh processes)"
+            )
+        if "gunicorn_to_first_answer_s" in s:
+            parts.append(
+                f"gunicorn start to /health {s['gunicorn_to_health_s']:.2f} s, to the first answer"
+                f" {s['gunicorn_to_first_answer_s']:.2f} s (that turn {s.get('first_answer_ms')} ms)"
+            )
+        lines += ["", "Self-hosted start-up: " + "; ".join(parts) + "."]
+    return lines
 
 
 def log_tail_errors(scratch: Path, per_server: int = 3) -> dict[str, list[str]]:

@@ -133,6 +133,10 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     admin_auth_failure_limit: str = "10/minute;100/day"
 
+    # Operations: GET /metrics (Prometheus), and where gunicorn's workers write their samples
+    metrics_enabled: bool = False
+    metrics_multiprocess_dir: str | None = None
+
     # Frontend helper
     example_page_enabled: bool | None = None
 
@@ -294,6 +298,8 @@ def _read_all(r: _Reader) -> dict[str, Any]:
         "analytics_event_rate_limit": r.rate_limit("CHATKIT_ANALYTICS_EVENT_RATE_LIMIT", "3000/minute;30000/hour"),
         "admin_token": admin_token,
         "admin_auth_failure_limit": r.rate_limit("CHATKIT_ADMIN_AUTH_FAILURE_LIMIT", "10/minute;100/day"),
+        "metrics_enabled": r.flag("CHATKIT_METRICS", False),
+        "metrics_multiprocess_dir": r.text("PROMETHEUS_MULTIPROC_DIR"),
         "example_page_enabled": r.flag("CHATKIT_EXAMPLE_PAGE", None),
     }
 

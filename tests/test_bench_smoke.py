@@ -25,6 +25,16 @@ EXPECTED_ROWS = {
     "trivial.postgres",
     "analytics_single.postgres",
     "analytics_batch.postgres",
+    # Self-hosted ChatKit (issue 13): ours on SQLite in quick mode; PostgreSQL and the peer are skipped.
+    "chat_ttft.standin",
+    "chat_turns.ours.sqlite",
+    "chat_ttft.ours.sqlite",
+    "chat_turns.ours.postgres",
+    "chat_ttft.ours.postgres",
+    "chat_turns.peer",
+    "chat_ttft.peer",
+    "chat_streams.ours",
+    "chat_streams.peer",
 }
 ROW_STATUSES = {"ok", "not available", "skipped", "error"}
 OWN_ROWS = (
@@ -50,7 +60,7 @@ def test_quick_run_writes_results_with_every_row(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,8 +81,18 @@ def test_quick_run_writes_results_with_every_row(tmp_path):
     # The service's own rows (limits lifted by the harness) answer every request with a 2xx.
     for row_id in OWN_ROWS:
         assert (rows[row_id]["non_2xx"], rows[row_id]["socket_errors"]) == (0, 0), rows[row_id]
+    # The self-hosted rows stream real turns through gunicorn: every turn answered and stored, /metrics agreeing.
+    for row_id in ("chat_ttft.standin", "chat_turns.ours.sqlite", "chat_ttft.ours.sqlite", "chat_streams.ours"):
+        assert rows[row_id]["status"] == "ok", rows[row_id]
+        assert rows[row_id]["failed"] == 0, rows[row_id]
+    assert rows["chat_turns.ours.sqlite"]["stored_check"] == "ok"
+    assert rows["chat_turns.ours.sqlite"]["metrics_check"] == "ok"
+    assert rows["chat_streams.ours"]["all_completed"] is True
+    assert rows["chat_streams.ours"]["health_p99_ms"] is not None
+    assert results["selfhosted_startup"]["status"] == "ok"
     assert results["memory"]
     assert results["startup"]["status"] == "ok"
     assert {t["met"] for t in results["targets"]} <= {True, False, None}
     assert "| target (issue 6) |" in result.stdout
     assert "session.ours.300ms" in result.stdout
+    assert "| chat_turns.ours.sqlite |" in result.stdout

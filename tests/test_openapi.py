@@ -28,10 +28,12 @@ def _documented(document) -> set[tuple[str, str]]:
     return {(path, method.upper()) for path, item in document["paths"].items() for method in item}
 
 
+@pytest.mark.parametrize("metrics", [None, "on"], ids=["without-metrics", "with-metrics"])
 @pytest.mark.parametrize("admin_token", [None, "admin-token-for-the-document"], ids=["without-admin", "with-admin"])
-def test_every_registered_route_is_documented_and_nothing_else(make_app, admin_token):
-    # The admin routes exist only with CHATKIT_ADMIN_TOKEN; the document follows.
-    app = make_app(CHATKIT_ADMIN_TOKEN=admin_token) if admin_token else make_app()
+def test_every_registered_route_is_documented_and_nothing_else(make_app, admin_token, metrics):
+    # The admin routes exist only with CHATKIT_ADMIN_TOKEN, /metrics only with CHATKIT_METRICS; the document follows.
+    settings = {"CHATKIT_ADMIN_TOKEN": admin_token, "CHATKIT_METRICS": metrics}
+    app = make_app(**{name: value for name, value in settings.items() if value})
     document = app.test_client().get("/openapi.json").get_json()
     registered, documented = _registered(app), _documented(document)
     assert registered - documented == set(), "registered but missing from chatkit_backend/openapi/document.py"
@@ -40,7 +42,7 @@ def test_every_registered_route_is_documented_and_nothing_else(make_app, admin_t
 
 @pytest.mark.parametrize("admin_token", [None, "admin-token-for-the-document"], ids=["without-admin", "with-admin"])
 def test_the_document_is_valid_openapi_3_1(make_app, admin_token):
-    app = make_app(CHATKIT_ADMIN_TOKEN=admin_token) if admin_token else make_app()
+    app = make_app(CHATKIT_ADMIN_TOKEN=admin_token, CHATKIT_METRICS="on") if admin_token else make_app()
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     schema.validate()
     assert schema.raw_schema["openapi"] == "3.1.0"
@@ -51,7 +53,7 @@ HTML_OR_OWN_ERRORS = {("/ready", "503"), ("/admin/login", "401"), ("/admin/logou
 
 
 def test_every_operation_documents_the_error_contract_for_its_errors(make_app):
-    app = make_app(CHATKIT_ADMIN_TOKEN="admin-token-for-the-document")
+    app = make_app(CHATKIT_ADMIN_TOKEN="admin-token-for-the-document", CHATKIT_METRICS="on")
     document = build_document(app.config["SETTINGS"])
     for path, item in document["paths"].items():
         for method, operation in item.items():

@@ -15,6 +15,7 @@ from chatkit_backend.analytics.spool import Spool
 from chatkit_backend.analytics.store import EventStore
 from chatkit_backend.db import get_db
 from chatkit_backend.identity import peek_user
+from chatkit_backend.metrics import EXTENSION_KEY as METRICS_EXTENSION_KEY
 
 EXTENSION_KEY = "chatkit_analytics"
 DEFAULT_SPOOL_NAME = "analytics-spool.jsonl"
@@ -64,6 +65,13 @@ def init_app(app: Flask) -> None:
         database = get_db()
     store = EventStore(database, Spool(spool_path(app)))
     app.extensions[EXTENSION_KEY] = store
+    metrics = app.extensions.get(METRICS_EXTENSION_KEY)
+    if metrics is not None:
+        metrics.add_gauge(
+            "chatkit_analytics_spool_depth",
+            "Analytics events waiting in the outage spool.",
+            store.spool.pending_records,
+        )
 
     if store.spool.has_pending():
         # Replay at start: the first request of each worker starts the committer, which replays first.

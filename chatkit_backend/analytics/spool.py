@@ -81,6 +81,18 @@ class Spool:
             pass  # no spool file (or no folder): only claimed files can be pending
         return bool(self._claimed())
 
+    def pending_records(self) -> int:
+        """How many records wait in the spool and its claimed files (one per line)."""
+        total = 0
+        for path in (self.path, *self._claimed()):
+            try:
+                with open(path, "rb") as handle:
+                    while block := handle.read(1 << 20):
+                        total += block.count(b"\n")
+            except OSError:
+                continue  # no spool file, or a claimed one a replay just removed
+        return total
+
     def replay(self, write: Callable[[list[Record]], None], chunk: int = 2000) -> int:
         """Hand every spooled record to `write` in chunks, then remove it; returns how many were handed on.
 

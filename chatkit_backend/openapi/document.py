@@ -24,7 +24,8 @@ _ERROR_DESCRIPTIONS = {
     400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`.",
     401: "`unauthorized`: jwt or header identity mode without a valid identity; on admin routes, a missing "
     "or wrong admin token.",
-    403: "`forbidden`: a browser's cross-site request from an origin not in CORS_ORIGINS (Sec-Fetch-Site, Origin).",
+    403: "`forbidden`: a browser's cross-site request from an origin not in CORS_ORIGINS (Sec-Fetch-Site, Origin); "
+    "on `/metrics` without CHATKIT_ADMIN_TOKEN, a client that is not on loopback or came through a proxy.",
     404: "`not_found`.",
     405: "`method_not_allowed`; the Allow header lists the methods.",
     413: "`payload_too_large`: the body is larger than MAX_CONTENT_LENGTH.",
@@ -706,6 +707,23 @@ def _health_paths() -> dict[str, Any]:
     }
 
 
+def _metrics_paths(settings: Settings) -> dict[str, Any]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    operation: dict[str, Any] = {
+        "tags": ["meta"],
+        "operationId": "metrics",
+        "summary": "Prometheus metrics of every worker (CHATKIT_METRICS): with the admin token as a Bearer token, "
+        "or, without CHATKIT_ADMIN_TOKEN, to a loopback client that came through no proxy. Never rate limited.",
+        "responses": {
+            "200": {"description": "The Prometheus text format (version 0.0.4).", "content": text},
+            **_errors(401 if settings.admin_token else 403),
+        },
+    }
+    if settings.admin_token:
+        operation["security"] = [{"adminToken": []}]
+    return {"/metrics": {"get": operation}}
+
+
 def _components() -> dict[str, Any]:
     return {
         "schemas": {
@@ -807,6 +825,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
         },
         "components": _components(),
     }
+    if settings.metrics_enabled:
+        document["paths"].update(_metrics_paths(settings))
     if settings.admin_token:
         # The admin routes exist only when CHATKIT_ADMIN_TOKEN is set.
         document["paths"].update(_admin_paths())

@@ -18,9 +18,11 @@ from chatkit_backend.config import Settings
 from chatkit_backend.db import EXTENSION_KEY as DB_EXTENSION_KEY
 from chatkit_backend.db import Database
 from chatkit_backend.errors import ApiError
+from chatkit_backend.metrics import EXTENSION_KEY as METRICS_EXTENSION_KEY
 from chatkit_backend.selfhosted.bridge import AsyncBridge
 
 if TYPE_CHECKING:
+    from chatkit_backend.metrics import Metrics
     from chatkit_backend.selfhosted.server import BackendChatKitServer
 
 EXTENSION_KEY = "chatkit_selfhosted"
@@ -32,10 +34,13 @@ bridge = AsyncBridge()
 class SelfHostedChatKit:
     """The app's ChatKit server, built on first use in each process (after gunicorn's fork)."""
 
-    def __init__(self, settings: Settings, database: Database, agent: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, agent: Any = None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.database = database
         self.agent = agent  # the team's agent, loaded (and checked) at start; None: the default one
+        self.metrics = metrics
         self.bridge = bridge
         self._server: BackendChatKitServer | None = None
         self._lock = threading.Lock()
@@ -56,7 +61,7 @@ class SelfHostedChatKit:
 
         blobs = blob_store(self.settings, self.database)
         return BackendChatKitServer(
-            SqlStore(self.database, blobs), build_runtime(self.settings, self.agent), self.settings, blobs
+            SqlStore(self.database, blobs), build_runtime(self.settings, self.agent), self.settings, blobs, self.metrics
         )
 
     def warm(self) -> None:
@@ -120,5 +125,6 @@ def init_app(app: Flask) -> None:
         agent = load_agent(settings)  # a CHATKIT_AGENT that is no agent stops the start (ConfigError)
     if settings.self_hosted and settings.openai_api_key:
         _quiet_libraries()
-        app.extensions[EXTENSION_KEY] = SelfHostedChatKit(settings, app.extensions[DB_EXTENSION_KEY], agent)
+        metrics = app.extensions.get(METRICS_EXTENSION_KEY)
+        app.extensions[EXTENSION_KEY] = SelfHostedChatKit(settings, app.extensions[DB_EXTENSION_KEY], agent, metrics)
     app.register_blueprint(bp)

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 from agents import Runner
@@ -56,6 +56,9 @@ from chatkit_backend.selfhosted.context import RequestContext
 from chatkit_backend.selfhosted.store import SqlStore, new_id
 from chatkit_backend.selfhosted.turns import CANCELLED, TurnRecorder, error_kind, model_name
 from chatkit_backend.selfhosted.uploads import IMAGE_TYPES, BlobStore
+
+if TYPE_CHECKING:
+    from chatkit_backend.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +183,19 @@ def model_failure(error: BaseException) -> CustomStreamError:
 class BackendChatKitServer(ChatKitServer[RequestContext]):
     """ChatKit's protocol over `SqlStore`, answering with the configured Agents SDK agent."""
 
-    def __init__(self, store: SqlStore, agents: AgentRuntime, settings: Settings, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        agents: AgentRuntime,
+        settings: Settings,
+        blobs: BlobStore,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.attachments = UploadedAttachments(store)
         super().__init__(store, self.attachments)
         self.store: SqlStore = store
         self.agents = agents
+        self.metrics = metrics
         self.history_items = settings.history_items
         self.auto_title = settings.auto_title
         self.title_model = settings.title_model
@@ -222,7 +233,7 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
             run_config=self.agents.run_config,
             hooks=self.agents.hooks,
         )
-        turn = TurnRecorder(self.store.database, thread.id, context.user, model_name(self.agents.agent))
+        turn = TurnRecorder(self.store.database, thread.id, context.user, model_name(self.agents.agent), self.metrics)
         try:
             async for event in stream_agent_response(agent_context, result):
                 turn.observe(event)

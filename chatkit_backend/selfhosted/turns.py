@@ -1,7 +1,8 @@
 """`TurnRecorder`: the figures of one model turn (tokens, time to first token, duration, error) into `chatkit_turns`.
 
 A turn is one `respond()`: every model request of the run, tool calls included. `respond()` calls
-`observe()` for each event it streams and `save()` once at the end; nothing else of it changes.
+`observe()` for each event it streams and `save()` once at the end; nothing else of it changes. With
+CHATKIT_METRICS on, `save()` also hands the same figures to the Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def model_name(agent: Any) -> str | None:
 class TurnRecorder:
     """Times one turn from its start; `save()` writes its row with the run's token usage."""
 
-    def __init__(self, database: Database, thread_id: str, owner: str, model: str | None) -> None:
+    def __init__(self, database: Database, thread_id: str, owner: str, model: str | None, metrics: Any = None) -> None:
         self.database = database
+        self.metrics = metrics
         self.row: dict[str, Any] = {
             "thread_id": thread_id,
             "owner": owner,
@@ -75,11 +77,18 @@ class TurnRecorder:
             "duration_ms": round((time.monotonic() - self._started) * 1000),
             "error": error,
         }
+        if self.metrics is not None:
+            self._report(row)
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.database.write, self._insert, row)
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.database.write, lambda connection: connection.execute(insert(TURNS).values(**row))
+            )
         except Exception as exc:  # noqa: BLE001 - the figures must never cost the user their answer
             log.warning("could not record a turn: %s", type(exc).__name__, extra={"thread_id": row["thread_id"]})
 
-    def _insert(self, row: dict[str, Any]) -> None:
-        with self.database.engine.begin() as connection:
-            connection.execute(insert(TURNS).values(**row))
+    def _report(self, row: dict[str, Any]) -> None:
+        if row["first_token_ms"] is not None:
+            self.metrics.model_first_token(row["first_token_ms"] / 1000)
+        self.metrics.model_tokens(row["input_tokens"], row["output_tokens"])
+        if row["error"] not in (None, CANCELLED):
+            self.metrics.model_error(row["error"])

@@ -80,7 +80,7 @@ class DatabaseBlobs:
 
     def put(self, attachment_id: str, owner: str, data: bytes) -> None:
         row = {"id": attachment_id, "owner": owner, "created_at": datetime.now(UTC), "data": data}
-        self.database.write(self._execute, insert(ATTACHMENT_BLOBS).values(**row))
+        self.database.write(lambda connection: connection.execute(insert(ATTACHMENT_BLOBS).values(**row)))
 
     def get(self, attachment_id: str) -> bytes | None:
         with self.database.engine.connect() as connection:
@@ -90,13 +90,8 @@ class DatabaseBlobs:
 
     def delete(self, attachment_ids: list[str]) -> None:
         if attachment_ids:
-            self.database.write(
-                self._execute, delete(ATTACHMENT_BLOBS).where(ATTACHMENT_BLOBS.c.id.in_(attachment_ids))
-            )
-
-    def _execute(self, statement) -> None:
-        with self.database.engine.begin() as connection:
-            connection.execute(statement)
+            statement = delete(ATTACHMENT_BLOBS).where(ATTACHMENT_BLOBS.c.id.in_(attachment_ids))
+            self.database.write(lambda connection: connection.execute(statement))
 
 
 class FolderBlobs:
