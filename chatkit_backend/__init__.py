@@ -50,7 +50,6 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     # Infrastructure, then the areas: each creates what it needs in app.extensions and registers its blueprint.
     request_log.init_app(app)
     metrics.init_app(app)
-    metrics.init_app(app)
     errors.init_app(app)
     http_security.init_app(app)
     db.init_app(app)

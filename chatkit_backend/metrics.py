@@ -26,7 +26,8 @@ PATH = "/metrics"
 # Seconds: a JSON answer in milliseconds, a stream's headers after the model's first event.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0)
-MODEL_ERROR_KINDS = ("rate_limit", "timeout", "connection", "status", "stream", "other")
+# The kinds of selfhosted/turns.py's error_kind(), with every HTTP status as one label (a bounded set).
+MODEL_ERROR_KINDS = ("rate_limited", "timeout", "unreachable", "status", "api_error", "other")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
@@ -83,6 +84,7 @@ class Metrics:
         self.first_token.observe(seconds)
 
     def model_error(self, kind: str) -> None:
+        kind = "status" if kind.startswith("status_") else kind
         self.model_errors.labels(kind if kind in MODEL_ERROR_KINDS else "other").inc()
 
     def model_tokens(self, input_tokens: int, output_tokens: int) -> None:

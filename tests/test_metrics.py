@@ -125,14 +125,14 @@ def test_model_errors_are_counted_by_kind(make_app, responses_standin):
     responses_standin.inject("status", status=500)
     chatkit_post(client, "threads.create", {"input": new_message("hi")})
     text = scrape(client)
-    assert sample(text, "chatkit_model_errors_total", kind="rate_limit") == 1
+    assert sample(text, "chatkit_model_errors_total", kind="rate_limited") == 1
     assert sample(text, "chatkit_model_errors_total", kind="status") == 1
 
 
 @pytest.mark.slow
 def test_every_gunicorn_worker_counts_in_one_scrape(tmp_path):
     env = {
-        "SECRET_KEY": "metrics-test-secret",
+        "SECRET_KEY": "metrics-test-secret-key-0123456789abcdef",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'm.sqlite3'}",
         "OPENAI_API_KEY": "sk-test",
         "CHATKIT_WORKFLOW_ID": "wf_test",

@@ -20,6 +20,7 @@ from chatkit_backend.db import Database
 from chatkit_backend.selfhosted.context import RequestContext
 from chatkit_backend.selfhosted.models import ITEMS
 from chatkit_backend.selfhosted.store import MAX_PAGE, SqlStore
+from chatkit_backend.selfhosted.uploads import DatabaseBlobs
 
 ALICE = RequestContext(user="alice")
 BOB = RequestContext(user="bob")
@@ -28,7 +29,7 @@ BOB = RequestContext(user="bob")
 @pytest.fixture
 def store(database_url):
     database = Database(database_url)
-    yield SqlStore(database)
+    yield SqlStore(database, DatabaseBlobs(database))
     database.engine.dispose()
 
 
