@@ -29,7 +29,7 @@ from tests.servers import ROOT, gunicorn_server, open_sockets, send
 from tests.tcp_proxy import TcpProxy
 from tests.test_selfhosted_deployed import selfhosted_env
 
-MODEL_TIMEOUT = 2
+MODEL_TIMEOUT = 3
 DIAGNOSTICS_CONFIG = ROOT / "tests" / "gunicorn_diagnostics.py"
 
 
@@ -81,7 +81,7 @@ def test_model_faults_under_load_end_every_stream_with_the_answer_or_an_error_ev
         ("status", {"status": 500}),
         ("status", {"status": 429, "retry_after": "3"}),
         ("cut", {"after_deltas": 2}),
-        ("hang", {"seconds": 30}),  # past the 2 s model timeout
+        ("hang", {"seconds": 30}),  # past the 3 s model timeout
         ("failed", {"after_deltas": 1}),
         ("error_event", {"after_deltas": 1}),
     ]
