@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, free_port
+from tests.responses_standin import ResponsesStandin
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -112,6 +113,26 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """Run `gunicorn wsgi:app` from the project root with `env` on top of a clean environment; yields its URL."""
     with gunicorn_server(env, log_path) as server:
         yield server.url
+
+
+def selfhosted_env(standin: ResponsesStandin, database_url: str, **extra: str) -> dict[str, str]:
+    """gunicorn's environment for a self-hosted service on `database_url` talking to `standin`; one worker."""
+    return {
+        "CHATKIT_ENV": "development",
+        "SECRET_KEY": "deployed-test-secret-" + "k" * 20,
+        "DATABASE_URL": database_url,
+        "CHATKIT_MODE": "self_hosted",
+        "OPENAI_API_KEY": standin.api_key,
+        "OPENAI_BASE_URL": standin.base_url,
+        "CHATKIT_MODEL_MAX_RETRIES": "0",
+        "CHATKIT_MESSAGE_RATE_LIMIT": "100000/minute",
+        "CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+        "CHATKIT_READ_RATE_LIMIT": "100000/minute",
+        "CHATKIT_READ_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
 
 
 def require_nginx() -> str:

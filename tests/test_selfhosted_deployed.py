@@ -18,7 +18,7 @@ import pytest
 from tests.chatkit_http import add_message, open_stream, read_events, start_thread, thread_items
 from tests.responses_standin import ResponsesStandin
 from tests.selfhosted_support import new_message
-from tests.servers import ROOT, gunicorn_server, nginx, send
+from tests.servers import ROOT, gunicorn_server, nginx, selfhosted_env, send
 
 pytestmark = pytest.mark.slow
 
@@ -29,26 +29,6 @@ CONCURRENT_STREAMS = 100
 # one worker streams. Measured on 2 loaded cores (load ~9): /health 0.06-0.13 s; /ready and analytics 0.1-0.2 s on
 # SQLite, up to 1.0 s on PostgreSQL (30 pooled connections shared with 100 streams).
 FAST_SECONDS = {"/health": 1.0, "/ready": 2.5, "/api/analytics/message": 2.5}
-
-
-def selfhosted_env(standin: ResponsesStandin, database_url: str, **extra: str) -> dict[str, str]:
-    """gunicorn's environment for a self-hosted service on `database_url` talking to `standin`; one worker."""
-    return {
-        "CHATKIT_ENV": "development",
-        "SECRET_KEY": "deployed-test-secret-" + "k" * 20,
-        "DATABASE_URL": database_url,
-        "CHATKIT_MODE": "self_hosted",
-        "OPENAI_API_KEY": standin.api_key,
-        "OPENAI_BASE_URL": standin.base_url,
-        "CHATKIT_MODEL_MAX_RETRIES": "0",
-        "CHATKIT_MESSAGE_RATE_LIMIT": "100000/minute",
-        "CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS": "100000/minute",
-        "CHATKIT_READ_RATE_LIMIT": "100000/minute",
-        "CHATKIT_READ_RATE_LIMIT_PER_ADDRESS": "100000/minute",
-        "WEB_CONCURRENCY": "1",
-        "LOG_LEVEL": "warning",
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")

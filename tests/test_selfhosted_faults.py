@@ -25,9 +25,8 @@ from chatkit_backend.errors import ApiError
 from tests.chatkit_http import chatkit_json, open_stream, read_events, start_thread, thread_items
 from tests.responses_standin import ResponsesStandin
 from tests.selfhosted_support import new_message
-from tests.servers import ROOT, gunicorn_server, open_sockets, send
+from tests.servers import ROOT, gunicorn_server, open_sockets, selfhosted_env, send
 from tests.tcp_proxy import TcpProxy
-from tests.test_selfhosted_deployed import selfhosted_env
 
 MODEL_TIMEOUT = 3
 DIAGNOSTICS_CONFIG = ROOT / "tests" / "gunicorn_diagnostics.py"
@@ -58,7 +57,7 @@ def _assert_nothing_lost(url: str, answers) -> int:
 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory):
-    """The stand-in and one gunicorn worker (SQLite, a 2 s model timeout) that reports its greenlets on SIGWINCH."""
+    """The stand-in and one gunicorn worker (SQLite, a 3 s model timeout) that reports its greenlets on SIGWINCH."""
     workdir = tmp_path_factory.mktemp("faults")
     diagnostics = workdir / "diagnostics"
     diagnostics.mkdir()
