@@ -14,23 +14,18 @@ from chatkit_backend.sessions.validation import MAX_SECRET_LENGTH, MAX_STATE_STR
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 THREAD_ID_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
-# What the service stores as text: no NUL (PostgreSQL cannot hold it), no lone surrogate (not UTF-8).
-# Any other string in a body is refused with 400 `invalid_json` (errors.get_json_body).
-TEXT = r"^[^\x00\ud800-\udfff]*$"
-JSON_VALUE = {"$ref": "#/components/schemas/JsonValue"}
 
 # What each error status means on every route that can answer it.
 _ERROR_DESCRIPTIONS = {
     400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`.",
     401: "`unauthorized`: jwt or header identity mode without a valid identity; on admin routes, a missing "
     "or wrong admin token.",
-    403: "`forbidden`: a browser's cross-site request from an origin not in CORS_ORIGINS (Sec-Fetch-Site, Origin).",
     404: "`not_found`.",
     405: "`method_not_allowed`; the Allow header lists the methods.",
-    413: "`payload_too_large`: the body is larger than MAX_CONTENT_LENGTH.",
+    413: "`payload_too_large` (the body is larger than MAX_CONTENT_LENGTH); on analytics routes also "
+    "`event_too_large` (CHATKIT_ANALYTICS_MAX_EVENT_BYTES) and `batch_too_large` (CHATKIT_ANALYTICS_MAX_BATCH_EVENTS).",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
-    429: "`rate_limited`; Retry-After says when to retry. On admin routes also after too many failed admin "
-    "authentications from the address.",
+    429: "`rate_limited`; Retry-After says when to retry.",
     500: "`internal_error`: an unexpected failure (details are in the server log, never in the answer).",
     501: "`not_implemented`: a ChatKit operation this server does not support (e.g. dictation without a transcriber).",
     502: "The ChatKit API failed: `upstream_bad_request`, `upstream_auth_failed`, `workflow_not_found`, "
@@ -49,12 +44,11 @@ _JSON_BODY = (400, 413, 415)
 _UPSTREAM = (502, 503, 504)
 
 
-def _errors(*statuses: int, too_large: str = "") -> dict[str, Any]:
-    """Error answers by status; `too_large` adds this route's own 413 codes to the description."""
+def _errors(*statuses: int) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     for status in sorted({*statuses, *_ALWAYS}):
         answer: dict[str, Any] = {
-            "description": _ERROR_DESCRIPTIONS[status] + (f" {too_large}" if status == 413 and too_large else ""),
+            "description": _ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": ERROR}},
         }
         if status in (429, 503):
@@ -74,7 +68,7 @@ def _json_request(schema: dict[str, Any], *, required: bool = False) -> dict[str
 def _state_variables(settings: Settings) -> dict[str, Any]:
     value = {
         "oneOf": [
-            {"type": "string", "maxLength": MAX_STATE_STRING, "pattern": TEXT},
+            {"type": "string", "maxLength": MAX_STATE_STRING},
             {"type": "number"},
             {"type": "boolean"},
         ]
@@ -88,26 +82,15 @@ def _state_variables(settings: Settings) -> dict[str, Any]:
 
 
 def _session_paths(settings: Settings) -> dict[str, Any]:
-    # Other keys are ignored, but still parsed: they must be storable JSON too (TEXT).
     create_body = {
         "type": ["object", "null"],
         "properties": {"state_variables": _state_variables(settings)},
-        "propertyNames": {"pattern": TEXT},
-        "additionalProperties": JSON_VALUE,
     }
-    # Not blank (ASCII white space is trimmed, as sessions/validation.py does), and storable text (TEXT).
-    secret = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_SECRET_LENGTH,
-        "pattern": r"^(?=[ \t\n\r\f\v]*[^ \t\n\r\f\v])[^\x00\ud800-\udfff]*$",
-    }
+    secret = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH, "pattern": r"^\s*\S"}
     refresh_body = {
         "type": "object",
         "properties": {"client_secret": secret, "state_variables": _state_variables(settings)},
         "required": ["client_secret"],
-        "propertyNames": {"pattern": TEXT},
-        "additionalProperties": JSON_VALUE,
     }
     create = {
         "tags": ["sessions"],
@@ -115,7 +98,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
         "requestBody": _json_request(create_body),
         "responses": {
             **_ok("The new session's client secret.", {"$ref": "#/components/schemas/ClientSecret"}),
-            **_errors(*_JSON_BODY, 401, 403, 429, *_UPSTREAM),
+            **_errors(*_JSON_BODY, 401, 429, *_UPSTREAM),
         },
     }
     thread = {
@@ -145,7 +128,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                 "requestBody": _json_request(refresh_body, required=True),
                 "responses": {
                     **_ok("The new session's client secret.", {"$ref": "#/components/schemas/ClientSecret"}),
-                    **_errors(*_JSON_BODY, 401, 403, 429, *_UPSTREAM),
+                    **_errors(*_JSON_BODY, 401, 429, *_UPSTREAM),
                 },
             }
         },
@@ -163,7 +146,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                             "properties": {"cancelled": {"type": "integer", "minimum": 0}},
                         },
                     ),
-                    **_errors(401, 403, 429, *_UPSTREAM),
+                    **_errors(401, 429, *_UPSTREAM),
                 },
             }
         },
@@ -233,7 +216,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                             "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
                         },
                     ),
-                    **_errors(400, 401, 403, 404, 429, *_UPSTREAM),
+                    **_errors(400, 401, 404, 429, *_UPSTREAM),
                 },
             }
         },
@@ -244,35 +227,22 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
 _TIMESTAMP = {
     "oneOf": [
         {"type": "number", "minimum": -62135596800, "exclusiveMaximum": 253402300800000},
-        {"type": "string", "format": "date-time", "maxLength": 64, "pattern": TEXT},
+        {"type": "string", "format": "date-time", "maxLength": 64},
         {"type": "null"},
     ]
 }
 _CLIENT_ID = {
     "description": "The client's id for the event: a retry with the same id is stored once.",
-    "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": 128, "pattern": TEXT},
-        {"type": "integer"},
-        {"type": "null"},
-    ],
+    "oneOf": [{"type": "string", "minLength": 1, "maxLength": 128}, {"type": "integer"}, {"type": "null"}],
 }
 
 
 def _nullable_string(max_length: int) -> dict[str, Any]:
-    return {"type": ["string", "null"], "maxLength": max_length, "pattern": TEXT}
-
-
-# A JSON object whose strings and keys are all storable text.
-_OBJECT = {"type": ["object", "null"], "propertyNames": {"pattern": TEXT}, "additionalProperties": JSON_VALUE}
+    return {"type": ["string", "null"], "maxLength": max_length}
 
 
 def _analytics_paths(settings: Settings) -> dict[str, Any]:
     tracked = {"type": "object", "required": ["status"], "properties": {"status": {"const": "tracked"}}}
-
-    event_bytes = settings.analytics_max_event_bytes
-    event_too_large = (
-        f"`event_too_large`: the event is over {event_bytes} bytes of JSON (CHATKIT_ANALYTICS_MAX_EVENT_BYTES)."
-    )
 
     def single(operation_id: str, summary: str, schema: str, answer: dict[str, Any], what: str) -> dict[str, Any]:
         return {
@@ -280,9 +250,8 @@ def _analytics_paths(settings: Settings) -> dict[str, Any]:
                 "tags": ["analytics"],
                 "operationId": operation_id,
                 "summary": summary,
-                "description": f"At most {event_bytes} bytes of JSON; a larger body is 413 `event_too_large`.",
                 "requestBody": _json_request({"$ref": f"#/components/schemas/{schema}"}, required=True),
-                "responses": {**_ok(what, answer), **_errors(*_JSON_BODY, 429, 503, too_large=event_too_large)},
+                "responses": {**_ok(what, answer), **_errors(*_JSON_BODY, 429, 503)},
             }
         }
 
@@ -328,30 +297,17 @@ def _analytics_paths(settings: Settings) -> dict[str, Any]:
                 "summary": "A batch of typed events; valid ones are stored, the others reported by index.",
                 "description": "Each item is an Event with `type` one of message, thread_change, thread_load, "
                 "tool_change, ready, log; or an ErrorReport with `type: error`. Items are accepted one by one, "
-                "so any item is allowed here and the refused ones come back in `rejected` (an item over "
-                f"{event_bytes} bytes of JSON as `event_too_large`). More than "
-                f"{settings.analytics_max_batch_events} items is 413 `batch_too_large`.",
+                "so any item is allowed here and the refused ones come back in `rejected`.",
                 "requestBody": _json_request(
-                    {"type": "array", "maxItems": settings.analytics_max_batch_events, "items": JSON_VALUE},
-                    required=True,
+                    {"type": "array", "maxItems": settings.analytics_max_batch_events, "items": {}}, required=True
                 ),
                 "responses": {
                     **_ok("What was stored and what was refused.", batch_answer),
-                    **_errors(
-                        *_JSON_BODY,
-                        429,
-                        503,
-                        too_large=f"`batch_too_large`: more than {settings.analytics_max_batch_events} events "
-                        "(CHATKIT_ANALYTICS_MAX_BATCH_EVENTS).",
-                    ),
+                    **_errors(*_JSON_BODY, 429, 503),
                 },
             }
         },
     }
-
-
-# An ISO 8601 date or date-time (one without an offset is read as UTC); empty means the default.
-_DATE_OR_DATE_TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}, {"maxLength": 0}]}
 
 
 def _admin_paths() -> dict[str, Any]:
@@ -371,29 +327,6 @@ def _admin_paths() -> dict[str, Any]:
         },
     }
     series = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
-    integer = {"type": "integer"}
-    conversations = {
-        "type": "object",
-        "description": "Self-hosted ChatKit in the range: threads started, model turns and their figures.",
-        "required": [
-            "threads",
-            "turns",
-            "model_errors",
-            "input_tokens",
-            "output_tokens",
-            "feedback",
-            "first_token_ms",
-        ],
-        "properties": {
-            **{name: integer for name in ("threads", "turns", "model_errors", "input_tokens", "output_tokens")},
-            "feedback": {"type": "object", "properties": {"positive": integer, "negative": integer}},
-            "first_token_ms": {
-                "type": "object",
-                "properties": {"p50": {"type": ["integer", "null"]}, "p95": {"type": ["integer", "null"]}},
-            },
-            "series": {"type": "object", "additionalProperties": {"type": "array", "items": integer}},
-        },
-    }
     summary = {
         "type": "object",
         "required": ["since", "until", "bucket", "buckets", "counts", "totals", "distinct_users", "top_errors"],
@@ -408,7 +341,6 @@ def _admin_paths() -> dict[str, Any]:
             "sessions_issued": {"type": "integer"},
             "error_reports": {"type": "integer"},
             "top_errors": {"type": "array", "items": group},
-            "conversations": conversations,
         },
     }
     html = {"text/html": {"schema": {"type": "string"}}}
@@ -425,8 +357,8 @@ def _admin_paths() -> dict[str, Any]:
                 "summary": "Counts per kind per bucket, distinct users, sessions issued and the top error groups.",
                 "security": bearer,
                 "parameters": [
-                    {"name": "since", "in": "query", "required": False, "schema": _DATE_OR_DATE_TIME},
-                    {"name": "until", "in": "query", "required": False, "schema": _DATE_OR_DATE_TIME},
+                    {"name": "since", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "until", "in": "query", "required": False, "schema": {"type": "string"}},
                     {"name": "bucket", "in": "query", "required": False, "schema": {"enum": ["hour", "day"]}},
                 ],
                 "description": "`since` and `until` are ISO 8601 dates or date-times, `since` before `until`, "
@@ -557,21 +489,7 @@ def _frontend_paths() -> dict[str, Any]:
     }
 
 
-IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
-
-
 def _selfhosted_paths() -> dict[str, Any]:
-    attachment = {
-        "type": "object",
-        "required": ["id", "name", "mime_type", "type"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "mime_type": {"type": "string"},
-            "type": {"enum": ["image", "file"]},
-            "preview_url": {"type": "string", "description": "images only: a signed link to the image"},
-        },
-    }
     from chatkit_backend.selfhosted.routes import REQUEST_TYPES
 
     request = {
@@ -603,51 +521,7 @@ def _selfhosted_paths() -> dict[str, Any]:
                     **_errors(*_JSON_BODY, 401, 404, 429, 501, 503),
                 },
             }
-        },
-        "/api/chatkit/attachments": {
-            "post": {
-                "tags": ["chatkit"],
-                "operationId": "chatkitUpload",
-                "summary": "ChatKit's direct upload (`uploadStrategy: {type: 'direct'}`): one file, kept for the "
-                "current user. Its type is judged by its content (CHATKIT_UPLOAD_TYPES: images, PDF, plain text by "
-                "default); its size is limited by CHATKIT_UPLOAD_MAX_BYTES, not MAX_CONTENT_LENGTH.",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["file"],
-                                "properties": {"file": {"type": "string", "format": "binary"}},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    **_ok("ChatKit's attachment: its id goes into the next message's `attachments`.", attachment),
-                    **_errors(400, 401, 413, 415, 429, 503),
-                },
-            }
-        },
-        "/api/chatkit/attachments/{attachment_id}/preview": {
-            "get": {
-                "tags": ["chatkit"],
-                "operationId": "chatkitAttachmentPreview",
-                "summary": "An uploaded image, for the signed link (`preview_url`) its upload answered; ChatKit's "
-                "frame loads it without the page's cookies.",
-                "parameters": [
-                    {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The image.",
-                        "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in IMAGES},
-                    },
-                    **_errors(404, 429, 503),
-                },
-            }
-        },
+        }
     }
 
 
@@ -746,10 +620,8 @@ def _components() -> dict[str, Any]:
                     "item_id": _nullable_string(128),
                     "event": _nullable_string(64),
                     "name": _nullable_string(128),
-                    "data": _OBJECT,
+                    "data": {"type": ["object", "null"]},
                 },
-                "propertyNames": {"pattern": TEXT},
-                "additionalProperties": JSON_VALUE,
             },
             "ErrorReport": {
                 "type": "object",
@@ -758,24 +630,13 @@ def _components() -> dict[str, Any]:
                 "properties": {
                     "id": _CLIENT_ID,
                     "timestamp": _TIMESTAMP,
-                    # Not blank, and storable text (TEXT).
-                    "message": {"type": "string", "minLength": 1, "pattern": r"^(?=[\s\S]*\S)[^\x00\ud800-\udfff]*$"},
+                    "message": {"type": "string", "minLength": 1, "pattern": r"\S"},
                     "stack": _nullable_string(65536),
                     "url": _nullable_string(4096),
                     "component": _nullable_string(128),
                     "level": {"enum": ["debug", "info", "warning", "error", "fatal"]},
-                    "context": _OBJECT,
+                    "context": {"type": ["object", "null"]},
                 },
-                "propertyNames": {"pattern": TEXT},
-                "additionalProperties": JSON_VALUE,
-            },
-            "JsonValue": {
-                "description": "Any JSON value whose strings and keys hold no NUL and no lone surrogate.",
-                "type": ["string", "number", "boolean", "null", "array", "object"],
-                "pattern": TEXT,
-                "items": JSON_VALUE,
-                "propertyNames": {"pattern": TEXT},
-                "additionalProperties": JSON_VALUE,
             },
             "ClientSecret": {
                 "type": "object",
