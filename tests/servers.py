@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, free_port
+from tests.responses_standin import ResponsesStandin
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -59,23 +60,79 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
 
 
+@dataclass
+class GunicornServer:
+    """A running gunicorn master: its URL, process and log."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def worker_pids(self) -> list[int]:
+        """The master's worker processes (Linux: /proc/<pid>/task/<pid>/children)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Run `gunicorn wsgi:app` from the project root with `env` on top of a clean environment."""
-    port = free_port()
+def gunicorn_server(
+    env: dict[str, str], log_path: Path, *, port: int | None = None, config: Path | None = None
+) -> Iterator[GunicornServer]:
+    """Run `gunicorn wsgi:app` from the project root with `env` on top of a clean environment.
+
+    `config` replaces the shipped gunicorn.conf.py (tests/gunicorn_diagnostics.py wraps it); `port`
+    reuses a port, e.g. to restart the service where its clients expect it.
+    """
+    port = port or free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATKIT_", "OPENAI_"))}
     full_env = {"HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", **base_env, **env}
     full_env["PORT"] = str(port)
     url = f"http://127.0.0.1:{port}"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app"], cwd=ROOT, env=full_env, stdout=log, stderr=log
-        )
+    command = [sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else []), "wsgi:app"]
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=log)
     try:  # nothing between the start and this try, so a failing test never leaves gunicorn running
         wait_until_up(url + "/health", process)
-        yield url
+        yield GunicornServer(url, process, log_path)
     finally:
         _stop(process)
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Run `gunicorn wsgi:app` from the project root with `env` on top of a clean environment; yields its URL."""
+    with gunicorn_server(env, log_path) as server:
+        yield server.url
+
+
+def selfhosted_env(standin: ResponsesStandin, database_url: str, **extra: str) -> dict[str, str]:
+    """gunicorn's environment for a self-hosted service on `database_url` talking to `standin`; one worker."""
+    return {
+        "CHATKIT_ENV": "development",
+        "SECRET_KEY": "deployed-test-secret-" + "k" * 20,
+        "DATABASE_URL": database_url,
+        "CHATKIT_MODE": "self_hosted",
+        "OPENAI_API_KEY": standin.api_key,
+        "OPENAI_BASE_URL": standin.base_url,
+        "CHATKIT_MODEL_MAX_RETRIES": "0",
+        "CHATKIT_MESSAGE_RATE_LIMIT": "100000/minute",
+        "CHATKIT_MESSAGE_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+        "CHATKIT_READ_RATE_LIMIT": "100000/minute",
+        "CHATKIT_READ_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "warning",
+        **extra,
+    }
 
 
 def require_nginx() -> str:
@@ -103,11 +160,12 @@ def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def nginx(app_url: str, workdir: Path, *, tls: bool = False) -> Iterator[str]:
+def nginx(app_url: str, workdir: Path, *, tls: bool = False, http_extra: str = "") -> Iterator[str]:
     """Run Debian's nginx on a loopback port with deploy/nginx.conf, proxying to `app_url`.
 
     With `tls`, nginx terminates TLS with a self-signed certificate (as the template's comment says
-    to in production), so the app sees `X-Forwarded-Proto: https` from nginx's `$scheme`.
+    to in production), so the app sees `X-Forwarded-Proto: https` from nginx's `$scheme`. `http_extra`
+    goes into the `http` block, as a distribution's main nginx.conf would add it (e.g. `gzip on;`).
     """
     binary = require_nginx()
     port = free_port()
@@ -137,6 +195,7 @@ http {{
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
+    {http_extra}
     include {workdir / "site.conf"};
 }}
 """
@@ -189,3 +248,31 @@ def send(
         return Answer(response.status, response.headers, response.read())
     finally:
         connection.close()
+
+
+def open_sockets(pid: int, remote_port: int | None = None) -> int:
+    """How many TCP sockets process `pid` holds open (Linux /proc), only those connected to `remote_port` if given."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    except OSError:
+        return 0
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] not in inodes:
+                continue
+            if remote_port is None or int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+                count += 1
+    return count

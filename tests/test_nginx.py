@@ -7,10 +7,12 @@ Clients use different loopback source addresses (127.0.0.x) to be different clie
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.chatkit_standin import ChatKitStandin
-from tests.servers import gunicorn, nginx, send
+from tests.servers import ROOT, gunicorn, nginx, send
 
 pytestmark = pytest.mark.slow
 
@@ -225,6 +227,17 @@ def header_mode_stack(tmp_path_factory):
         }
         with gunicorn(env, workdir / "gunicorn.log") as app_url, nginx(app_url, workdir / "nginx") as http_url:
             yield http_url, app_url, standin
+
+
+def test_no_location_of_the_template_sets_headers_of_its_own():
+    # nginx gives a location the server's proxy_set_header lines only when it sets none itself: one
+    # that did would pass on a client's X-Forwarded-User (identity mode `header`: anyone is anyone).
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    locations = re.findall(r"^    location [^{]*\{(.*?)^    \}", conf, re.S | re.M)
+    assert len(locations) >= 8
+    assert [body for body in locations if "proxy_set_header" in body] == []
+    server_level = re.sub(r"^    location [^{]*\{.*?^    \}", "", conf, flags=re.S | re.M)
+    assert 'proxy_set_header X-Forwarded-User "";' in server_level
 
 
 @pytest.mark.parametrize("header", ["X-Forwarded-User", "x-forwarded-user", "X-Forwarded_User"])

@@ -48,6 +48,8 @@ from openai.types.responses import (
     ResponseInputTextParam,
 )
 from pydantic import TypeAdapter
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from chatkit_backend.config import Settings
 from chatkit_backend.errors import ApiError
@@ -64,6 +66,9 @@ log = logging.getLogger(__name__)
 
 # Built once per process: ChatKit's process() builds it on every request (~7 ms).
 REQUEST_ADAPTER: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
+
+# Seconds a client should wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER = "5"
 
 __all__ = ["REQUEST_ADAPTER", "BackendChatKitServer", "contract_error", "is_streaming_req"]
 
@@ -156,6 +161,14 @@ def contract_error(error: Exception) -> Exception:
     """What ChatKit raised before an answer started, as the error contract's ApiError where it has a meaning."""
     if isinstance(error, ApiError):
         return error
+    if _database_unavailable(error):
+        log.warning("chatkit request failed: the database is unavailable (%s)", type(error).__name__)
+        return ApiError(
+            "database_unavailable",
+            "The conversation store is unavailable right now; retry in a few seconds.",
+            503,
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
     if isinstance(error, NotFoundError):
         return ApiError("not_found", "No such thread, item or attachment.", 404)
     if isinstance(error, NotImplementedError):
@@ -169,6 +182,13 @@ def contract_error(error: Exception) -> Exception:
             details=[{"field": "params", "message": str(error)}],
         )
     return error
+
+
+def _database_unavailable(error: Exception) -> bool:
+    """The database could not be reached or dropped the connection (not a bad statement or a conflict)."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def model_failure(error: BaseException) -> CustomStreamError:
@@ -259,6 +279,8 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
         except BaseException:
             result.cancel()  # GeneratorExit: the stream was closed without cancellation
             raise
+        finally:
+            _stop_waiting_for_tool_events(agent_context)
         await turn.save(result.context_wrapper.usage)
         if self.auto_title and thread.title is None and input_user_message is not None:
             self._title(thread, input_user_message, context)
@@ -318,6 +340,18 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
     ) -> None:
         await self.store.load_thread(thread_id, context)  # another user's thread is NotFoundError
         await self.store.save_feedback(thread_id, item_ids, feedback, context)
+
+
+def _stop_waiting_for_tool_events(agent_context: AgentContext) -> None:
+    """Cancel the task still waiting for events from tools when a turn ends early (the client left, the model failed).
+
+    `stream_agent_response` reads the context's event queue in a task of its own and cancels it only when the
+    run ends normally (openai-chatkit 1.6.5, agents.py `_merge_generators`); otherwise it waits forever, holding
+    the turn's thread, items and store (measured: 100 clients leaving left 100 such tasks). Cancelling the
+    queue's waiters ends it quietly.
+    """
+    for waiter in list(agent_context._events._getters):  # type: ignore[attr-defined]
+        waiter.cancel()
 
 
 def warm_imports() -> None:
