@@ -2,27 +2,30 @@
 
 The first turn in a process pays ~1.5 s of lazy imports and pydantic schema building in the openai
 client, the Agents SDK and ChatKit. `warm_turn` pays it before the worker takes requests: a
-`threads.create` through a server like the real one, whose model client's transport is an
-`httpx2.MockTransport` serving a canned Responses stream, and whose store is a dict. Neither the
-model nor the database is touched.
+`threads.create` through the real server and store, whose model client's transport is an
+`httpx2.MockTransport` serving a canned Responses stream, and whose database is a throwaway SQLite
+file. Neither the model nor the service's database is touched.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import Any
 
 import httpx2
 from agents import RunConfig
 from agents.models.openai_provider import OpenAIProvider
-from chatkit.store import NotFoundError, Store
-from chatkit.types import Page
 from openai import AsyncOpenAI
 
+import chatkit_backend.models  # noqa: F401 - every table on metadata, for the throwaway database
 from chatkit_backend.config import Settings
-from chatkit_backend.selfhosted.agent import AgentRuntime, build_agent
+from chatkit_backend.db import Database, metadata
+from chatkit_backend.selfhosted.agent import AgentRuntime, ToolProgress, build_agent
 from chatkit_backend.selfhosted.context import RequestContext
 from chatkit_backend.selfhosted.server import REQUEST_ADAPTER, BackendChatKitServer
+from chatkit_backend.selfhosted.store import SqlStore
+from chatkit_backend.selfhosted.uploads import DatabaseBlobs
 
 # What ChatKit JS posts for a new thread.
 _NEW_THREAD = {
@@ -90,53 +93,6 @@ def _canned_stream(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=sse.encode())
 
 
-class _DictStore(Store[RequestContext]):
-    """Just enough of a store for one new thread, in memory."""
-
-    def __init__(self) -> None:
-        self.threads: dict[str, Any] = {}
-        self.items: dict[str, list[Any]] = {}
-
-    async def load_thread(self, thread_id, context):
-        if thread_id not in self.threads:
-            raise NotFoundError(thread_id)
-        return self.threads[thread_id]
-
-    async def save_thread(self, thread, context):
-        self.threads[thread.id] = thread
-
-    async def load_thread_items(self, thread_id, after, limit, order, context):
-        items = self.items.get(thread_id, [])
-        return Page(data=list(reversed(items)) if order == "desc" else list(items), has_more=False)
-
-    async def add_thread_item(self, thread_id, item, context):
-        self.items.setdefault(thread_id, []).append(item)
-
-    async def save_item(self, thread_id, item, context):
-        await self.add_thread_item(thread_id, item, context)
-
-    async def load_item(self, thread_id, item_id, context):
-        raise NotFoundError(item_id)
-
-    async def delete_thread(self, thread_id, context):
-        self.threads.pop(thread_id, None)
-
-    async def delete_thread_item(self, thread_id, item_id, context):
-        pass
-
-    async def load_threads(self, limit, after, order, context):
-        return Page(data=list(self.threads.values()), has_more=False)
-
-    async def save_attachment(self, attachment, context):
-        pass
-
-    async def load_attachment(self, attachment_id, context):
-        raise NotFoundError(attachment_id)
-
-    async def delete_attachment(self, attachment_id, context):
-        pass
-
-
 async def warm_turn(settings: Settings) -> None:
     """Run one `threads.create` turn against the canned stream; raises if the turn does not complete."""
     client = AsyncOpenAI(
@@ -146,10 +102,18 @@ async def warm_turn(settings: Settings) -> None:
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(_canned_stream)),
     )
     run_config = RunConfig(model_provider=OpenAIProvider(openai_client=client), tracing_disabled=True)
-    runtime = AgentRuntime(agent=build_agent(settings), run_config=run_config, client=client)
-    server = BackendChatKitServer(_DictStore(), runtime, settings)  # type: ignore[arg-type]
-    request = REQUEST_ADAPTER.validate_python(_NEW_THREAD)
-    frames = [frame async for frame in server.handle_stream(request, RequestContext("warmup", None, None))]
-    await runtime.close()
+    runtime = AgentRuntime(agent=build_agent(settings), run_config=run_config, client=client, hooks=ToolProgress())
+    with tempfile.TemporaryDirectory(prefix="chatkit-warmup-") as folder:
+        # The real store on a throwaway SQLite file: its statements are compiled and cached here too.
+        database = Database(f"sqlite:///{folder}/warmup.sqlite3")
+        metadata.create_all(database.engine)
+        blobs = DatabaseBlobs(database)
+        server = BackendChatKitServer(SqlStore(database, blobs), runtime, settings, blobs)
+        request = REQUEST_ADAPTER.validate_python(_NEW_THREAD)
+        try:
+            frames = [frame async for frame in server.handle_stream(request, RequestContext("warmup", None, None))]
+        finally:
+            await runtime.close()
+            database.engine.dispose()
     if not any(b'"assistant_message"' in frame and b"thread.item.done" in frame for frame in frames):
         raise RuntimeError("the warm-up turn did not produce an answer: " + frames[-1].decode()[:200])
