@@ -115,5 +115,7 @@ def init_app(app: Flask) -> None:
     # flask-limiter keeps the first app's key prefix forever; re-read it for each app this
     # process builds (tests build many), so each app's counters stay under its own prefix.
     limiter._key_prefix = ""
+    # Likewise its "storage is down, use the in-memory fallback" flag: a new app starts on its own storage.
+    limiter._storage_dead = False
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, _rate_limited)

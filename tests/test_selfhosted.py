@@ -247,6 +247,16 @@ def test_a_body_over_max_content_length_is_413(make_app, responses_standin):
     assert answer.get_json()["error"]["code"] == "payload_too_large"
 
 
+def test_an_oversized_body_leaves_the_rate_limit_storage_in_use(make_app, responses_standin, caplog):
+    # Raised inside a limit's exempt_when, the 413 used to switch the process's limiter to its fallback storage.
+    app = make_app(selfhosted_config(responses_standin), MAX_CONTENT_LENGTH="2048")
+    client = app.test_client()
+
+    assert chatkit_post(client, "threads.create", {"input": new_message("x" * 4096)}).status_code == 413
+
+    assert [r.getMessage() for r in caplog.records if r.name == "flask-limiter"] == []
+
+
 def test_a_get_is_405_with_allow(selfhosted_client):
     answer = selfhosted_client.get("/api/chatkit")
 

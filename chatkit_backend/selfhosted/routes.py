@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from chatkit_backend.errors import ApiError, get_json_body, validation_error
 from chatkit_backend.identity import current_user
@@ -64,7 +65,9 @@ def _body() -> Any:
     if "chatkit_body" not in g:
         try:
             g.chatkit_body = get_json_body(required=True)
-        except ApiError as error:
+        except (ApiError, HTTPException) as error:
+            # Kept for the view to raise: raised here, inside a limit's exempt_when, flask-limiter would
+            # swallow it and switch the whole process to its in-memory fallback storage (an oversized body: 413).
             g.chatkit_body = error
     return g.chatkit_body
 
@@ -121,7 +124,7 @@ _preview_per_address = limiter.limit(
 def chatkit():
     """One ChatKit operation for the current user: JSON, or a stream of ChatKit events."""
     body = _body()
-    if isinstance(body, ApiError):
+    if isinstance(body, ApiError | HTTPException):
         raise body
     _check_envelope(body)
     chatkit = get_chatkit()
