@@ -72,7 +72,9 @@ def error_response(error: ApiError) -> Response:
 # Deeper than any body this API takes; bounds the recursion of everything that walks a body later.
 MAX_JSON_DEPTH = 32
 # A lone UTF-16 surrogate (from a JSON escape) cannot be encoded to UTF-8; PostgreSQL text cannot hold NUL.
-_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+# As a regular-expression class body, so the OpenAPI document's patterns say the same.
+UNSTORABLE_CHARACTERS = r"\x00\ud800-\udfff"
+_UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARACTERS}]")
 
 
 def _refuse_constant(name: str) -> Any:
