@@ -20,7 +20,7 @@ from chatkit_backend.analytics.events import (
 )
 from chatkit_backend.analytics.queries import BUCKETS
 from chatkit_backend.config import Settings
-from chatkit_backend.errors import UNSTORABLE_CHARACTERS
+from chatkit_backend.errors import ERROR_CODES, UNSTORABLE_CHARACTERS
 from chatkit_backend.sessions.validation import (
     DEFAULT_THREADS_PAGE,
     MAX_SECRET_LENGTH,
@@ -38,13 +38,13 @@ JSON_VALUE = {"$ref": "#/components/schemas/JsonValue"}
 
 # What each error status means on every route that can answer it.
 _ERROR_DESCRIPTIONS = {
-    400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`.",
+    400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`; on "
+    "analytics routes `invalid_body` (JSON, but not an object, or for a batch not an array).",
     401: "`unauthorized`: jwt or header identity mode without a valid identity; on admin routes, a missing "
     "or wrong admin token.",
     403: "`forbidden`: a browser's cross-site request from an origin not in CORS_ORIGINS (Sec-Fetch-Site, Origin); "
     "on `/metrics` without CHATKIT_ADMIN_TOKEN, a client that is not on loopback or came through a proxy.",
     404: "`not_found`.",
-    405: "`method_not_allowed`; the Allow header lists the methods.",
     413: "`payload_too_large`: the body is larger than MAX_CONTENT_LENGTH.",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
     429: "`rate_limited`; Retry-After says when to retry. On admin routes also after too many failed admin "
@@ -748,7 +748,11 @@ def _components() -> dict[str, Any]:
         "schemas": {
             "Error": {
                 "type": "object",
-                "description": "The one error contract: every non-2xx answer of this service.",
+                "description": "The one error contract: every non-2xx answer of this service. Besides the "
+                "statuses each route lists, a method a route does not take is 405 `method_not_allowed` (the Allow "
+                "header lists the methods), a body that does not arrive in time under gunicorn is 408 "
+                "`request_timeout`, oversized headers 431 `headers_too_large`, and any other HTTP error "
+                "`http_error` (e.g. 416 for a Range a static file cannot serve).",
                 "required": ["error"],
                 "additionalProperties": False,
                 "properties": {
@@ -757,7 +761,7 @@ def _components() -> dict[str, Any]:
                         "required": ["code", "message", "request_id"],
                         "additionalProperties": False,
                         "properties": {
-                            "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                            "code": {"enum": sorted(ERROR_CODES)},
                             "message": {"type": "string", "minLength": 1},
                             "request_id": {"type": ["string", "null"]},
                             "details": {
