@@ -43,6 +43,7 @@ ERROR_CODES: dict[str, int | None] = {
     "not_configured": 503,
     "upstream_rate_limited": 503,
     "analytics_unavailable": 503,
+    "database_unavailable": 503,
     "upstream_timeout": 504,
     "http_error": None,
 }

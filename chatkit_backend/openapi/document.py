@@ -56,7 +56,8 @@ _ERROR_DESCRIPTIONS = {
     503: "`not_configured` (OPENAI_API_KEY unset, CHATKIT_WORKFLOW_ID unset in hosted mode, or the route belongs to "
     "the other CHATKIT_MODE) or `upstream_rate_limited` "
     "(ChatKit answered 429; Retry-After is passed on); on analytics routes `analytics_unavailable` (neither the "
-    "database nor the spool could take the events; retry with the same ids).",
+    "database nor the spool could take the events; retry with the same ids); on /api/chatkit "
+    "`database_unavailable` (the conversation store cannot be reached; Retry-After).",
     504: "`upstream_timeout`: ChatKit gave no complete answer within the configured bound.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
