@@ -13,6 +13,41 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+# Every code an answer of this service can carry, and its status (`http_error`: any other status werkzeug
+# raises). The OpenAPI Error schema lists these; tests/test_errors.py checks that every code raised in the
+# package is here with its status, and is described in README's error table and in the OpenAPI document.
+ERROR_CODES: dict[str, int | None] = {
+    "bad_request": 400,
+    "invalid_json": 400,
+    "invalid_body": 400,
+    "validation_error": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "request_timeout": 408,
+    "payload_too_large": 413,
+    "event_too_large": 413,
+    "batch_too_large": 413,
+    "unsupported_media_type": 415,
+    "rate_limited": 429,
+    "headers_too_large": 431,
+    "internal_error": 500,
+    "not_implemented": 501,
+    "upstream_bad_request": 502,
+    "upstream_auth_failed": 502,
+    "workflow_not_found": 502,
+    "upstream_error": 502,
+    "upstream_unreachable": 502,
+    "upstream_invalid_response": 502,
+    "not_configured": 503,
+    "upstream_rate_limited": 503,
+    "analytics_unavailable": 503,
+    "database_unavailable": 503,
+    "upstream_timeout": 504,
+    "http_error": None,
+}
+
 # Werkzeug's own exceptions, by status, mapped onto our codes.
 _HTTP_CODES = {
     400: ("bad_request", "The request could not be understood."),
@@ -72,7 +107,9 @@ def error_response(error: ApiError) -> Response:
 # Deeper than any body this API takes; bounds the recursion of everything that walks a body later.
 MAX_JSON_DEPTH = 32
 # A lone UTF-16 surrogate (from a JSON escape) cannot be encoded to UTF-8; PostgreSQL text cannot hold NUL.
-_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+# As a regular-expression class body, so the OpenAPI document's patterns say the same.
+UNSTORABLE_CHARACTERS = r"\x00\ud800-\udfff"
+_UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARACTERS}]")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -15,6 +15,27 @@ from chatkit_backend.errors import ApiError
 V = TypeVar("V", bound=Callable[..., Any])
 _SAME_ORIGIN_ONLY = "chatkit_same_origin_only"
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Every HTML page's policy: its own files only (no inline script or style), never framed.
+PAGE_POLICY: Mapping[str, tuple[str, ...]] = {
+    "default-src": ("'self'",),
+    "script-src": ("'self'",),
+    "style-src": ("'self'",),
+    "img-src": ("'self'", "data:"),
+    "frame-ancestors": ("'none'",),
+    "base-uri": ("'none'",),
+    "form-action": ("'self'",),
+}
+
+
+def content_security_policy(extra: Mapping[str, tuple[str, ...]] | None = None) -> str:
+    """PAGE_POLICY as a header value, with `extra` sources added to its directives (or as new directives)."""
+    policy = {name: list(sources) for name, sources in PAGE_POLICY.items()}
+    for name, sources in (extra or {}).items():
+        policy.setdefault(name, []).extend(sources)
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in policy.items())
+
+
+_PAGE_CSP = content_security_policy()
 
 
 def is_same_origin_request(allowed_origins: Iterable[str] = ()) -> bool:
@@ -65,11 +86,7 @@ def _security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     if response.mimetype == "text/html":
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        )
+        headers.setdefault("Content-Security-Policy", _PAGE_CSP)
         headers.setdefault("X-Frame-Options", "DENY")
     return response
 

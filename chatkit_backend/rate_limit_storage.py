@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections.abc import Callable
 from math import floor
 
 from limits.storage import Storage
@@ -32,6 +33,8 @@ class ExpiringMemoryStorage(Storage, SlidingWindowCounterSupport, TimestampedSli
         self._expiries: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []  # (expiry, key); stale entries are skipped when popped
         self._lock = threading.Lock()
+        # Seconds since the epoch; tests replace it to move time without waiting.
+        self.clock: Callable[[], float] = time.time
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     @property
@@ -41,7 +44,7 @@ class ExpiringMemoryStorage(Storage, SlidingWindowCounterSupport, TimestampedSli
     def live_counters(self) -> int:
         """How many counters have not expired (not `__len__`: flask-limiter tests the storage for truth)."""
         with self._lock:
-            self._expire(time.time())
+            self._expire(self.clock())
             return len(self._counts)
 
     def _expire(self, now: float) -> None:
@@ -63,18 +66,18 @@ class ExpiringMemoryStorage(Storage, SlidingWindowCounterSupport, TimestampedSli
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         with self._lock:
-            now = time.time()
+            now = self.clock()
             self._expire(now)
             return self._incr(key, expiry, amount, now)
 
     def get(self, key: str) -> int:
         with self._lock:
-            self._expire(time.time())
+            self._expire(self.clock())
             return self._counts.get(key, 0)
 
     def get_expiry(self, key: str) -> float:
         with self._lock:
-            now = time.time()
+            now = self.clock()
             self._expire(now)
             return self._expiries.get(key, now)
 
@@ -109,7 +112,7 @@ class ExpiringMemoryStorage(Storage, SlidingWindowCounterSupport, TimestampedSli
         if amount > limit:
             return False
         with self._lock:
-            now = time.time()
+            now = self.clock()
             self._expire(now)
             current_key, previous_count, previous_ttl, current_count, _ = self._window(key, expiry, now)
             if floor(previous_count * previous_ttl / expiry + current_count) + amount > limit:
@@ -120,11 +123,11 @@ class ExpiringMemoryStorage(Storage, SlidingWindowCounterSupport, TimestampedSli
 
     def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
         with self._lock:
-            now = time.time()
+            now = self.clock()
             self._expire(now)
             _, previous_count, previous_ttl, current_count, current_ttl = self._window(key, expiry, now)
             return previous_count, previous_ttl, current_count, current_ttl
 
     def clear_sliding_window(self, key: str, expiry: int) -> None:
-        for window_key in self.sliding_window_keys(key, expiry, time.time()):
+        for window_key in self.sliding_window_keys(key, expiry, self.clock()):
             self.clear(window_key)

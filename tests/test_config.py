@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chatkit_backend.config import ConfigError, Settings
+from chatkit_backend.config import ConfigError, Settings, variable_names
 
 ROOT = Path(__file__).resolve().parent.parent
 # Production (the default environment) needs secrets of at least 32 characters.
@@ -118,13 +118,8 @@ def test_dotenv_file_is_loaded_by_wsgi(tmp_path):
     assert result.stdout.strip() == "wf_from_dotenv"
 
 
-def _variables_read_by_config() -> set[str]:
-    source = (ROOT / "chatkit_backend" / "config.py").read_text()
-    return set(re.findall(r'r\.(?:text|integer|number|flag|choice|items|rate_limit)\(\s*"([A-Z0-9_]+)"', source))
-
-
 def test_every_variable_is_documented_in_readme_and_env_example():
-    variables = _variables_read_by_config()
+    variables = variable_names()
     assert len(variables) > 40
     readme = (ROOT / "README.md").read_text()
     example = (ROOT / ".env.example").read_text()
@@ -195,3 +190,9 @@ def test_a_secret_shorter_than_32_characters_stops_production_start_up(name):
     assert Settings.from_env({**environ, name: "x" * 32})
     for env in ("development", "test"):
         assert Settings.from_env({**environ, "CHATKIT_ENV": env})
+
+
+def test_an_unset_variable_reads_as_the_field_default():
+    # Defaults are stated once, on the fields. The JWT secret picks the default algorithms (HS256 with a secret).
+    environ = {"SECRET_KEY": KEY, "CHATKIT_ENV": "test", "CHATKIT_JWT_SECRET": "j" * 32}
+    assert Settings.from_env(environ) == Settings(secret_key=KEY, env="test", jwt_secret="j" * 32)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+from pathlib import Path
 
 import pytest
 from flask import Blueprint, Flask
 
-from chatkit_backend.errors import ApiError, get_json_body, validation_error
+from chatkit_backend.errors import _HTTP_CODES as _HTTP_CODES_BY_STATUS
+from chatkit_backend.errors import ERROR_CODES, ApiError, get_json_body, validation_error
+from chatkit_backend.openapi.document import build_document
 from chatkit_backend.rate_limits import limiter
 
 
@@ -166,3 +170,60 @@ def test_nesting_deeper_than_the_limit_is_400_invalid_json(probe):
 def test_utf16_json_is_400_invalid_json(probe):
     response = probe.post("/probe/json", data='{"a": 1}'.encode("utf-16"), content_type="application/json")
     assert_contract(response, 400, "invalid_json")
+
+
+# Each code once: errors.ERROR_CODES lists them; the raises, README's table and the OpenAPI document follow it.
+
+PACKAGE = Path(__file__).resolve().parent.parent / "chatkit_backend"
+
+
+def _codes_raised_in_the_package() -> dict[str, set[int]]:
+    """Code -> statuses of every ApiError built with a literal code (ApiError, UpstreamError, subclasses)."""
+    raised: dict[str, set[int]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+                continue
+            func = node.func
+            is_error = isinstance(func, ast.Name) and func.id in ("ApiError", "UpstreamError")
+            is_subclass = isinstance(func, ast.Attribute) and func.attr == "__init__" and len(node.args) == 3
+            if not (is_error or is_subclass) or not isinstance(node.args[0].value, str):
+                continue
+            status = node.args[2] if len(node.args) > 2 else ast.Constant(400)
+            raised.setdefault(node.args[0].value, set()).add(status.value)
+    for code, _ in _HTTP_CODES_BY_STATUS.values():
+        raised.setdefault(code, set())
+    for status, (code, _) in _HTTP_CODES_BY_STATUS.items():
+        raised[code].add(status)
+    return raised
+
+
+def test_every_code_the_package_raises_is_registered_with_its_status():
+    raised = _codes_raised_in_the_package()
+    assert len(raised) > 20
+    assert {code: {ERROR_CODES.get(code)} for code in raised} == raised
+    assert set(ERROR_CODES) - set(raised) == {"http_error"}  # werkzeug's fallback for any other status
+
+
+def test_every_code_is_in_the_readme_error_table():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme.split("## Error contract", 1)[1].split("\n## ", 1)[0]
+    assert sorted(code for code in ERROR_CODES if f"`{code}`" not in table) == []
+
+
+def test_every_code_is_described_in_the_openapi_document(make_app):
+    app = make_app(CHATKIT_ADMIN_TOKEN="a" * 40)
+    document = build_document(app.config["SETTINGS"])
+
+    def descriptions(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["description"]] if isinstance(node.get("description"), str) else []
+            return found + [text for value in node.values() for text in descriptions(value)]
+        if isinstance(node, list):
+            return [text for value in node for text in descriptions(value)]
+        return []
+
+    text = "\n".join(descriptions(document))
+    assert sorted(code for code in ERROR_CODES if f"`{code}`" not in text) == []
+    error_code = document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+    assert error_code == {"enum": sorted(ERROR_CODES)}

@@ -81,6 +81,28 @@ def test_the_example_page_csp_adds_exactly_what_chatkit_needs(make_app):
     assert policy.count("https://") == 3
 
 
+def test_the_example_page_policy_is_the_page_policy_plus_chatkits_origins(make_app):
+    client = make_app(CHATKIT_EXAMPLE_PAGE="true").test_client()
+
+    @client.application.get("/probe/html")
+    def probe():
+        return Response("<p>hi</p>", mimetype="text/html")
+
+    def directives(path: str) -> dict[str, list[str]]:
+        policy = client.get(path).headers["Content-Security-Policy"]
+        return {name: sources for name, *sources in (d.split() for d in policy.split(";"))}
+
+    page, example = directives("/probe/html"), directives("/example")
+    for name, sources in page.items():
+        assert example[name][: len(sources)] == sources, name
+    added = {name: sources[len(page.get(name, [])) :] for name, sources in example.items()}
+    assert {name: sources for name, sources in added.items() if sources} == {
+        "script-src": ["https://cdn.platform.openai.com"],
+        "frame-src": ["https://cdn.platform.openai.com"],
+        "connect-src": ["'self'", "https://api.openai.com"],
+    }
+
+
 @pytest.mark.parametrize("mode", ["self_hosted", "hosted"])
 def test_the_example_page_tells_its_script_the_mode_and_domain_key(make_app, mode):
     config = {"CHATKIT_EXAMPLE_PAGE": "true", "CHATKIT_MODE": mode, "CHATKIT_DOMAIN_KEY": "domain_pk_example"}

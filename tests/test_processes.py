@@ -36,7 +36,7 @@ def _post_json(url: str, path: str, body, headers: dict[str, str] | None = None)
 @pytest.fixture(scope="module")
 def stalled_stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stalled")
-    with ChatKitStandin(record=False) as standin:
+    with ChatKitStandin() as standin:
         env = {
             "SECRET_KEY": "stall-test-secret-key-of-32-characters",
             "DATABASE_URL": f"sqlite:///{workdir / 'app.sqlite3'}",
@@ -58,13 +58,14 @@ def test_health_and_analytics_answer_promptly_while_session_creation_hangs(stall
     url, standin = stalled_stack
     stalled = 3
     standin.inject("hang", seconds=30, times=stalled)
+    already = len(standin.requests)
     with ThreadPoolExecutor(stalled) as pool:
         started = time.monotonic()
         creations = [
             pool.submit(send, url, "POST", "/api/chatkit/session", source=f"127.0.0.{50 + i}", timeout=20)
             for i in range(stalled)
         ]
-        time.sleep(0.3)  # let the three calls reach the hanging upstream
+        standin.wait_for_requests(already + stalled)  # the three calls reached the hanging upstream
         for i in range(5):
             for method, path, body in (
                 ("GET", "/health", None),
@@ -225,11 +226,13 @@ def test_a_full_flow_leaves_no_secret_in_logs_error_bodies_or_rows(tmp_path):
             call("POST", "/api/chatkit/session", {"state_variables": {"plan": first}}, me)
             standin.inject("status", status=401, message=f"Incorrect API key provided: {standin.api_key}")
             assert call("POST", "/api/chatkit/session", None, me).status == 502
-            time.sleep(0.2)  # let the analytics committer finish its last group commit
 
         logs = log.read_text()
         rows = _database_text(database)
         assert "request" in logs  # the access log was captured
+        # An analytics answer comes after its rows are committed: they are all there to be searched.
+        for stored in ("cthr_1", "cthr_2", "fetch failed"):
+            assert stored in rows
         for name, value in secrets.items():
             assert value not in logs, f"{name} in the gunicorn log"
             assert value not in rows, f"{name} in a database row"

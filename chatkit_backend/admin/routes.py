@@ -50,10 +50,14 @@ def _summary_range() -> tuple[datetime, datetime, str]:
     return since, until, bucket
 
 
+MAX_PAGE = 1_000_000
+MAX_PER_PAGE = 200
+
+
 def _page_args() -> tuple[int, int]:
     problems: list[dict[str, Any]] = []
     values = {}
-    for field, default, top in (("page", 1, 1_000_000), ("per_page", 50, 200)):
+    for field, default, top in (("page", 1, MAX_PAGE), ("per_page", 50, MAX_PER_PAGE)):
         try:
             values[field] = whole_number(request.args, field, default, minimum=1, maximum=top)
         except ApiError as error:

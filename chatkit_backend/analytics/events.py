@@ -21,13 +21,15 @@ EVENT_KINDS = ("message", "thread_change", "thread_load", "tool_change", "ready"
 ERROR_KIND = "error"
 ERROR_LEVELS = ("debug", "info", "warning", "error", "fatal")
 
-# (field, longest string) of the well-known event fields; camelCase aliases as ChatKit names them.
-_EVENT_STRINGS = (("thread_id", 128), ("item_id", 128), ("event", 64), ("name", 128))
+# Longest string of each well-known event and error field; camelCase aliases as ChatKit names them.
+EVENT_STRINGS = {"thread_id": 128, "item_id": 128, "event": 64, "name": 128}
+ERROR_STRINGS = {"stack": 65536, "url": 4096, "component": 128}
+MAX_CLIENT_ID = 128
+MAX_TIMESTAMP_TEXT = 64
 _ALIASES = {"threadId": "thread_id", "itemId": "item_id"}
 _ID_FIELDS = frozenset(_ALIASES.values())
-_ERROR_STRINGS = (("stack", 65536), ("url", 4096), ("component", 128))
-_EVENT_KNOWN = {"id", "type", "timestamp", "data", *(f for f, _ in _EVENT_STRINGS), *_ALIASES}
-_ERROR_KNOWN = {"id", "type", "timestamp", "message", "level", "context", *(f for f, _ in _ERROR_STRINGS)}
+_EVENT_KNOWN = {"id", "type", "timestamp", "data", *EVENT_STRINGS, *_ALIASES}
+_ERROR_KNOWN = {"id", "type", "timestamp", "message", "level", "context", *ERROR_STRINGS}
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,8 @@ def _client_id(body: dict[str, Any], problems: list[dict[str, str]]) -> str | No
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # an integer id is kept as its digits, with the same length limit
-    if not isinstance(value, str) or not 1 <= len(value) <= 128:
-        _problem(problems, "id", "must be a string of 1 to 128 characters or an integer")
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_ID:
+        _problem(problems, "id", f"must be a string of 1 to {MAX_CLIENT_ID} characters or an integer")
         return None
     return value
 
@@ -103,7 +105,7 @@ def _timestamp(body: dict[str, Any], problems: list[dict[str, str]]) -> datetime
                 raise ValueError
             seconds = value / 1000 if value > 1e11 else value
             return datetime.fromtimestamp(seconds, UTC)
-        if isinstance(value, str) and len(value) <= 64:
+        if isinstance(value, str) and len(value) <= MAX_TIMESTAMP_TEXT:
             parsed = datetime.fromisoformat(value)
             return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
@@ -154,7 +156,7 @@ def parse_event(kind: str, body: dict[str, Any], received: Received) -> dict[str
     problems: list[dict[str, str]] = []
     if _ALIASES.keys() & body.keys():
         body = {_ALIASES.get(key, key): value for key, value in body.items()}
-    strings = {field: _string(body, field, limit, problems) for field, limit in _EVENT_STRINGS}
+    strings = {field: _string(body, field, limit, problems) for field, limit in EVENT_STRINGS.items()}
     client_id = _client_id(body, problems)
     client_timestamp = _timestamp(body, problems)
     data = _object(body, "data", problems)
@@ -177,7 +179,7 @@ def parse_error_report(body: dict[str, Any], received: Received) -> dict[str, An
     message = body.get("message")
     if not isinstance(message, str) or not message.strip():
         _problem(problems, "message", "is required and must be a non-empty string")
-    strings = {field: _string(body, field, limit, problems) for field, limit in _ERROR_STRINGS}
+    strings = {field: _string(body, field, limit, problems) for field, limit in ERROR_STRINGS.items()}
     level = body.get("level", "error")
     if level not in ERROR_LEVELS:
         _problem(problems, "level", "must be one of " + ", ".join(ERROR_LEVELS))

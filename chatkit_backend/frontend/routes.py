@@ -12,17 +12,21 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from chatkit_backend.config import Settings
 from chatkit_backend.errors import ApiError
+from chatkit_backend.http_security import content_security_policy
 
 HELPER_FILENAME = "chatkit-backend.js"
 CHATKIT_SCRIPT_URL = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
 CHATKIT_SCRIPT_ORIGIN = "https://cdn.platform.openai.com"
+CHATKIT_API_ORIGIN = "https://api.openai.com"
 
 # The app-wide page policy plus what ChatKit's web component needs: its script and its frame come from
 # OpenAI's CDN, and it checks the page's domain key with api.openai.com (docs/frontend.md).
-EXAMPLE_PAGE_CSP = (
-    f"default-src 'self'; script-src 'self' {CHATKIT_SCRIPT_ORIGIN}; frame-src {CHATKIT_SCRIPT_ORIGIN}; "
-    "connect-src 'self' https://api.openai.com; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+EXAMPLE_PAGE_CSP = content_security_policy(
+    {
+        "script-src": (CHATKIT_SCRIPT_ORIGIN,),
+        "frame-src": (CHATKIT_SCRIPT_ORIGIN,),
+        "connect-src": ("'self'", CHATKIT_API_ORIGIN),
+    }
 )
 
 bp = Blueprint(

@@ -9,25 +9,42 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatkit_backend.analytics.events import (
+    ERROR_KIND,
+    ERROR_LEVELS,
+    ERROR_STRINGS,
+    EVENT_KINDS,
+    EVENT_STRINGS,
+    MAX_CLIENT_ID,
+    MAX_TIMESTAMP_TEXT,
+)
+from chatkit_backend.analytics.queries import BUCKETS
 from chatkit_backend.config import Settings
-from chatkit_backend.sessions.validation import MAX_SECRET_LENGTH, MAX_STATE_STRING, MAX_THREADS_PAGE
+from chatkit_backend.errors import ERROR_CODES, UNSTORABLE_CHARACTERS
+from chatkit_backend.sessions.validation import (
+    DEFAULT_THREADS_PAGE,
+    MAX_SECRET_LENGTH,
+    MAX_STATE_STRING,
+    MAX_THREADS_PAGE,
+    THREAD_ID_PATTERN,
+    THREAD_ORDERS,
+)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-THREAD_ID_PATTERN = "^[A-Za-z0-9_-]{1,128}$"
 # What the service stores as text: no NUL (PostgreSQL cannot hold it), no lone surrogate (not UTF-8).
 # Any other string in a body is refused with 400 `invalid_json` (errors.get_json_body).
-TEXT = r"^[^\x00\ud800-\udfff]*$"
+TEXT = f"^[^{UNSTORABLE_CHARACTERS}]*$"
 JSON_VALUE = {"$ref": "#/components/schemas/JsonValue"}
 
 # What each error status means on every route that can answer it.
 _ERROR_DESCRIPTIONS = {
-    400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`.",
+    400: "Bad request: `invalid_json`, `validation_error` (details name the fields) or `bad_request`; on "
+    "analytics routes `invalid_body` (JSON, but not an object, or for a batch not an array).",
     401: "`unauthorized`: jwt or header identity mode without a valid identity; on admin routes, a missing "
     "or wrong admin token.",
     403: "`forbidden`: a browser's cross-site request from an origin not in CORS_ORIGINS (Sec-Fetch-Site, Origin); "
     "on `/metrics` without CHATKIT_ADMIN_TOKEN, a client that is not on loopback or came through a proxy.",
     404: "`not_found`.",
-    405: "`method_not_allowed`; the Allow header lists the methods.",
     413: "`payload_too_large`: the body is larger than MAX_CONTENT_LENGTH.",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
     429: "`rate_limited`; Retry-After says when to retry. On admin routes also after too many failed admin "
@@ -39,7 +56,8 @@ _ERROR_DESCRIPTIONS = {
     503: "`not_configured` (OPENAI_API_KEY unset, CHATKIT_WORKFLOW_ID unset in hosted mode, or the route belongs to "
     "the other CHATKIT_MODE) or `upstream_rate_limited` "
     "(ChatKit answered 429; Retry-After is passed on); on analytics routes `analytics_unavailable` (neither the "
-    "database nor the spool could take the events; retry with the same ids).",
+    "database nor the spool could take the events; retry with the same ids); on /api/chatkit "
+    "`database_unavailable` (the conversation store cannot be reached; Retry-After).",
     504: "`upstream_timeout`: ChatKit gave no complete answer within the configured bound.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
@@ -101,7 +119,7 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
         "type": "string",
         "minLength": 1,
         "maxLength": MAX_SECRET_LENGTH,
-        "pattern": r"^(?=[ \t\n\r\f\v]*[^ \t\n\r\f\v])[^\x00\ud800-\udfff]*$",
+        "pattern": rf"^(?=[ \t\n\r\f\v]*[^ \t\n\r\f\v])[^{UNSTORABLE_CHARACTERS}]*$",
     }
     refresh_body = {
         "type": "object",
@@ -179,13 +197,13 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "description": f"Page size; values above {MAX_THREADS_PAGE} are capped.",
-                        "schema": {"type": "integer", "minimum": 1, "default": 20},
+                        "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_THREADS_PAGE},
                     },
                     {
                         "name": "order",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"},
+                        "schema": {"type": "string", "enum": list(THREAD_ORDERS), "default": "desc"},
                     },
                     {
                         "name": "after",
@@ -245,14 +263,14 @@ def _session_paths(settings: Settings) -> dict[str, Any]:
 _TIMESTAMP = {
     "oneOf": [
         {"type": "number", "minimum": -62135596800, "exclusiveMaximum": 253402300800000},
-        {"type": "string", "format": "date-time", "maxLength": 64, "pattern": TEXT},
+        {"type": "string", "format": "date-time", "maxLength": MAX_TIMESTAMP_TEXT, "pattern": TEXT},
         {"type": "null"},
     ]
 }
 _CLIENT_ID = {
     "description": "The client's id for the event: a retry with the same id is stored once.",
     "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": 128, "pattern": TEXT},
+        {"type": "string", "minLength": 1, "maxLength": MAX_CLIENT_ID, "pattern": TEXT},
         {"type": "integer"},
         {"type": "null"},
     ],
@@ -327,8 +345,8 @@ def _analytics_paths(settings: Settings) -> dict[str, Any]:
                 "tags": ["analytics"],
                 "operationId": "trackEvents",
                 "summary": "A batch of typed events; valid ones are stored, the others reported by index.",
-                "description": "Each item is an Event with `type` one of message, thread_change, thread_load, "
-                "tool_change, ready, log; or an ErrorReport with `type: error`. Items are accepted one by one, "
+                "description": f"Each item is an Event with `type` one of {', '.join(EVENT_KINDS)}; "
+                f"or an ErrorReport with `type: {ERROR_KIND}`. Items are accepted one by one, "
                 "so any item is allowed here and the refused ones come back in `rejected` (an item over "
                 f"{event_bytes} bytes of JSON as `event_too_large`). More than "
                 f"{settings.analytics_max_batch_events} items is 413 `batch_too_large`.",
@@ -356,6 +374,8 @@ _DATE_OR_DATE_TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"for
 
 
 def _admin_paths() -> dict[str, Any]:
+    from chatkit_backend.admin.routes import MAX_PAGE, MAX_PER_PAGE
+
     bearer = [{"adminToken": []}]
     group = {
         "type": "object",
@@ -401,7 +421,7 @@ def _admin_paths() -> dict[str, Any]:
         "properties": {
             "since": {"type": "string"},
             "until": {"type": "string"},
-            "bucket": {"enum": ["hour", "day"]},
+            "bucket": {"enum": list(BUCKETS)},
             "buckets": {"type": "array", "items": {"type": "string"}},
             "counts": series,
             "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -428,7 +448,7 @@ def _admin_paths() -> dict[str, Any]:
                 "parameters": [
                     {"name": "since", "in": "query", "required": False, "schema": _DATE_OR_DATE_TIME},
                     {"name": "until", "in": "query", "required": False, "schema": _DATE_OR_DATE_TIME},
-                    {"name": "bucket", "in": "query", "required": False, "schema": {"enum": ["hour", "day"]}},
+                    {"name": "bucket", "in": "query", "required": False, "schema": {"enum": list(BUCKETS)}},
                 ],
                 "description": "`since` and `until` are ISO 8601 dates or date-times, `since` before `until`, "
                 "spanning at most the allowed number of buckets (400 `validation_error` otherwise).",
@@ -446,13 +466,13 @@ def _admin_paths() -> dict[str, Any]:
                         "name": "page",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
                     },
                     {
                         "name": "per_page",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
                     },
                 ],
                 "responses": {
@@ -729,7 +749,11 @@ def _components() -> dict[str, Any]:
         "schemas": {
             "Error": {
                 "type": "object",
-                "description": "The one error contract: every non-2xx answer of this service.",
+                "description": "The one error contract: every non-2xx answer of this service. Besides the "
+                "statuses each route lists, a method a route does not take is 405 `method_not_allowed` (the Allow "
+                "header lists the methods), a body that does not arrive in time under gunicorn is 408 "
+                "`request_timeout`, oversized headers 431 `headers_too_large`, and any other HTTP error "
+                "`http_error` (e.g. 416 for a Range a static file cannot serve).",
                 "required": ["error"],
                 "additionalProperties": False,
                 "properties": {
@@ -738,7 +762,7 @@ def _components() -> dict[str, Any]:
                         "required": ["code", "message", "request_id"],
                         "additionalProperties": False,
                         "properties": {
-                            "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                            "code": {"enum": sorted(ERROR_CODES)},
                             "message": {"type": "string", "minLength": 1},
                             "request_id": {"type": ["string", "null"]},
                             "details": {
@@ -760,10 +784,7 @@ def _components() -> dict[str, Any]:
                 "properties": {
                     "id": _CLIENT_ID,
                     "timestamp": _TIMESTAMP,
-                    "thread_id": _nullable_string(128),
-                    "item_id": _nullable_string(128),
-                    "event": _nullable_string(64),
-                    "name": _nullable_string(128),
+                    **{field: _nullable_string(limit) for field, limit in EVENT_STRINGS.items()},
                     "data": _OBJECT,
                 },
                 "propertyNames": {"pattern": TEXT},
@@ -777,11 +798,13 @@ def _components() -> dict[str, Any]:
                     "id": _CLIENT_ID,
                     "timestamp": _TIMESTAMP,
                     # Not blank, and storable text (TEXT).
-                    "message": {"type": "string", "minLength": 1, "pattern": r"^(?=[\s\S]*\S)[^\x00\ud800-\udfff]*$"},
-                    "stack": _nullable_string(65536),
-                    "url": _nullable_string(4096),
-                    "component": _nullable_string(128),
-                    "level": {"enum": ["debug", "info", "warning", "error", "fatal"]},
+                    "message": {
+                        "type": "string",
+                        "minLength": 1,
+                        "pattern": rf"^(?=[\s\S]*\S)[^{UNSTORABLE_CHARACTERS}]*$",
+                    },
+                    **{field: _nullable_string(limit) for field, limit in ERROR_STRINGS.items()},
+                    "level": {"enum": list(ERROR_LEVELS)},
                     "context": _OBJECT,
                 },
                 "propertyNames": {"pattern": TEXT},

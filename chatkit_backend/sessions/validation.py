@@ -13,7 +13,10 @@ from chatkit_backend.upstream import StateValue
 MAX_STATE_STRING = 1024
 MAX_SECRET_LENGTH = 4096
 MAX_THREADS_PAGE = 100
-THREAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+DEFAULT_THREADS_PAGE = 20
+THREAD_ORDERS = ("asc", "desc")
+THREAD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+THREAD_ID = re.compile(THREAD_ID_PATTERN)
 
 
 def _object_body(body: Any) -> dict[str, Any]:
@@ -75,9 +78,9 @@ def thread_id(value: str | None, field: str = "thread_id") -> str:
 
 def thread_page(query: Mapping[str, str]) -> dict[str, Any]:
     """`limit` (1.., capped at 100), `order` (asc|desc) and `after` for a thread listing."""
-    limit = whole_number(query, "limit", 20, minimum=1)
+    limit = whole_number(query, "limit", DEFAULT_THREADS_PAGE, minimum=1)
     order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
+    if order not in THREAD_ORDERS:
         raise validation_error([{"field": "order", "message": "must be 'asc' or 'desc'"}])
     after = query.get("after")
     return {
