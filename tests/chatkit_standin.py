@@ -17,14 +17,14 @@ import json
 import secrets
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback_server import LoopbackHandler, LoopbackServer
 
 DEFAULT_KEY = "sk-standin-test-key"
 DEFAULT_WORKFLOW = "wf_standin"
@@ -184,42 +184,16 @@ class ChatKitStandin:
         return self.requests
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
+class _Server(LoopbackServer):
     state: StandinState
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that leaves mid-answer (wrk at the end of its run) is no error worth a traceback.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _Reset(Exception):
     """Raised inside a handler after the connection was reset on purpose."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms on Linux) on every keep-alive request. TCP_NODELAY removes that stall.
-    disable_nagle_algorithm = True
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: the request log is the record
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    # Plumbing
 
     def _handle(self) -> None:
         state = self.server.state

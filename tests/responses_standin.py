@@ -22,14 +22,14 @@ import json
 import secrets
 import select
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.loopback_server import LoopbackHandler, LoopbackServer
 
 DEFAULT_KEY = "sk-standin-responses"
 DEFAULT_TEXT = "Hello from the stand-in."
@@ -266,36 +266,16 @@ class ResponsesStandin:
             time.sleep(0.01)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
+class _Server(LoopbackServer):
     state: StandinState
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that leaves mid-answer is what several tests do on purpose: no traceback.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
 
 class _ClientGone(Exception):
     """The client closed the connection (or stop() released the stand-in) before the stream ended."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Each SSE frame is its own write: without TCP_NODELAY, Nagle holds small frames back.
-    disable_nagle_algorithm = True
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: the request log is the record
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
 
     def _handle(self) -> None:
         state = self.server.state
