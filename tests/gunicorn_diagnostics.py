@@ -12,7 +12,9 @@ import signal
 from pathlib import Path
 
 _SHIPPED = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+_OWN_FILE, __file__ = __file__, str(_SHIPPED)  # the shipped file finds its neighbours from its own path
 exec(compile(_SHIPPED.read_text(), str(_SHIPPED), "exec"))  # noqa: S102 - the project's own config file
+__file__ = _OWN_FILE
 
 _shipped_post_worker_init = post_worker_init  # type: ignore[name-defined]  # noqa: F821 - defined by the exec
 
