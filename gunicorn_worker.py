@@ -61,7 +61,16 @@ class BodyWithDeadline:
     def __init__(self, req: Any, seconds: float) -> None:
         self._req = req
         self._body = req.body
+        self._seconds = seconds
         self._deadline = time.monotonic() + seconds
+
+    def restart(self) -> None:
+        """A new deadline from now, for draining what the app left of the body once its answer is sent.
+
+        The deadline is for receiving the request: an answer that streams for longer (a ChatKit turn)
+        must not turn the keep-alive drain into a 408 and a dropped connection.
+        """
+        self._deadline = time.monotonic() + self._seconds
 
     def read(self, size: int | None = None) -> bytes:
         return self._within(self._body.read, size)
@@ -117,10 +126,11 @@ class JsonErrorGeventWorker(GeventWorker):
         super().init_process()
 
     def handle_request(self, listener_name, req, sock, addr):
-        req.body = BodyWithDeadline(req, self.request_body_timeout)
+        req.body = body = BodyWithDeadline(req, self.request_body_timeout)
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
+            body.restart()
             # gevent switches greenlets only where one would block. A keep-alive client whose next
             # request has already arrived would be served again and again while this worker's
             # other connections wait (seconds, under load). Yielding after each request serves

@@ -188,3 +188,19 @@ def postgres_url(postgres_server_url: str) -> str:
 
     _truncate_all(postgres_server_url)
     return postgres_server_url
+
+
+def test_a_stream_longer_than_the_body_deadline_keeps_its_keep_alive_connection(tmp_path):
+    # The request-body deadline (GUNICORN_REQUEST_BODY_TIMEOUT) is for receiving the request: an answer that
+    # streams for longer once made gunicorn's drain of the finished body a 408, an ERROR line and a closed connection.
+    with ResponsesStandin(deltas=4, delta_delay_ms=500) as standin:
+        env = selfhosted_env(standin, f"sqlite:///{tmp_path / 'app.sqlite3'}", GUNICORN_REQUEST_BODY_TIMEOUT="1")
+        log = tmp_path / "gunicorn.log"
+        with gunicorn_server(env, log) as server:
+            connection, response = open_stream(server.url, "threads.create", {"input": new_message("a long answer")})
+            events = [event for _, event in read_events(response)]
+            assert events[-1]["type"] != "error"
+            connection.request("GET", "/health")  # the same connection, after 2 s of streaming
+            assert connection.getresponse().status == 200
+            connection.close()
+        assert "Error handling request" not in log.read_text()
