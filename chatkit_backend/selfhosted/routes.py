@@ -133,7 +133,6 @@ def chatkit():
 
     parsed = _validated(REQUEST_ADAPTER, body)
     context = RequestContext(user=current_user(), request_id=g.get("request_id"), locale=_locale())
-    g.chatkit_request_type = parsed.type
     try:
         if not is_streaming_req(parsed):
             return Response(chatkit.bridge.run(server.handle_json(parsed, context)), mimetype="application/json")
