@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.loopback_server import LoopbackHandler, LoopbackServer
+from tests.loopback_server import LoopbackHandler, LoopbackServer, LoopbackStandin
 
 DEFAULT_KEY = "sk-standin-test-key"
 DEFAULT_WORKFLOW = "wf_standin"
@@ -88,20 +88,12 @@ class StandinState:
     released: threading.Event = field(default_factory=threading.Event)
 
 
-class ChatKitStandin:
+class ChatKitStandin(LoopbackStandin):
     """Start with `start()` (or as a context manager); `url` is the value for CHATKIT_API_BASE."""
 
     def __init__(self, port: int = 0, *, latency_ms: float = 0, record: bool = True) -> None:
         self.state = StandinState(latency=latency_ms / 1000, record=record)
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="chatkit-standin", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        super().__init__(port, self.state, _Handler, "chatkit-standin")
 
     @property
     def url(self) -> str:
@@ -114,21 +106,6 @@ class ChatKitStandin:
     @property
     def workflow_id(self) -> str:
         return next(iter(self.state.workflows))
-
-    def start(self) -> ChatKitStandin:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.state.released.set()  # frees handlers stuck in a "hang" fault
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ChatKitStandin:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # Configuration and faults
 
@@ -184,16 +161,12 @@ class ChatKitStandin:
         return self.requests
 
 
-class _Server(LoopbackServer):
-    state: StandinState
-
-
 class _Reset(Exception):
     """Raised inside a handler after the connection was reset on purpose."""
 
 
 class _Handler(LoopbackHandler):
-    server: _Server
+    server: LoopbackServer  # serving a StandinState as `.state`
 
     def _handle(self) -> None:
         state = self.server.state

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -42,3 +43,37 @@ class LoopbackHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         raise NotImplementedError
+
+
+class LoopbackStandin:
+    """A stand-in's lifecycle: serve `state` on a loopback port in a daemon thread; start, stop, context manager.
+
+    `state` must have a `released` event: stopping sets it, which ends every pause and hang at once.
+    """
+
+    def __init__(self, port: int, state: Any, handler: type[LoopbackHandler], name: str) -> None:
+        self.state = state
+        self._server = LoopbackServer(("127.0.0.1", port), handler)
+        self._server.state = state  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.state.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tests.loopback_server import LoopbackHandler, LoopbackServer
+from tests.loopback_server import LoopbackHandler, LoopbackServer, LoopbackStandin
 
 DEFAULT_KEY = "sk-standin-responses"
 DEFAULT_TEXT = "Hello from the stand-in."
@@ -137,7 +137,7 @@ class StandinState:
     released: threading.Event = field(default_factory=threading.Event)
 
 
-class ResponsesStandin:
+class ResponsesStandin(LoopbackStandin):
     """Start with `start()` (or as a context manager); `base_url` is the value for OPENAI_BASE_URL."""
 
     def __init__(
@@ -157,15 +157,7 @@ class ResponsesStandin:
             first_delay=first_delay_ms / 1000,
             record=record,
         )
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="responses-standin", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        super().__init__(port, self.state, _Handler, "responses-standin")
 
     @property
     def base_url(self) -> str:
@@ -174,21 +166,6 @@ class ResponsesStandin:
     @property
     def api_key(self) -> str:
         return self.state.api_key
-
-    def start(self) -> ResponsesStandin:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.state.released.set()  # ends pauses and hangs at once
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ResponsesStandin:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # Replies, delays and faults
 
@@ -266,16 +243,12 @@ class ResponsesStandin:
             time.sleep(0.01)
 
 
-class _Server(LoopbackServer):
-    state: StandinState
-
-
 class _ClientGone(Exception):
     """The client closed the connection (or stop() released the stand-in) before the stream ended."""
 
 
 class _Handler(LoopbackHandler):
-    server: _Server
+    server: LoopbackServer  # serving a StandinState as `.state`
 
     def _handle(self) -> None:
         state = self.server.state
