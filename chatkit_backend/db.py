@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -237,6 +238,16 @@ class GroupCommitter(Generic[T]):
             if pending.error is None:
                 results.append(pending.result)
         return (results[-1], None) if results else (None, group[-1].error)
+
+
+def dialect_insert(connection: Connection, table: Any) -> Any:
+    """The connection's dialect's INSERT for `table`, the one with `on_conflict_do_*` (SQLite, PostgreSQL).
+
+    Imported by name: importing sqlalchemy.dialects.postgresql at start-up costs measurable time on
+    SQLite, where it is never used.
+    """
+    name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+    return import_module(f"sqlalchemy.dialects.{name}").insert(table)
 
 
 def call_blocking(function: Callable[..., R], *args: Any) -> R:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from importlib import import_module
 from typing import Any
 
-from sqlalchemy import Connection, Table, case
+from sqlalchemy import Connection, case
 from sqlalchemy.exc import DataError, IntegrityError
 
 from chatkit_backend.analytics.error_groups import top_frame
 from chatkit_backend.analytics.models import ERRORS, EVENTS, GROUPS, LEGACY_SCOPE
 from chatkit_backend.analytics.spool import Record, Spool
-from chatkit_backend.db import Database, GroupCommitter, call_blocking
+from chatkit_backend.db import Database, GroupCommitter, call_blocking, dialect_insert
 from chatkit_backend.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -31,13 +30,6 @@ MAX_GROUP_ROWS = 1000
 IDLE_SECONDS = 2.0  # the committer thread ends after this long with nothing to do
 REPLAY_INTERVAL_SECONDS = 30.0
 SPOOL_CHECK_SECONDS = 1.0  # after stored batches, look for another worker's spool at most this often
-
-
-def _insert(connection: Connection, table: Table):
-    # The dialect's module by name: importing sqlalchemy.dialects.postgresql at start-up costs
-    # measurable start-up time (it pulls in asyncpg's dialect) on SQLite, where it is never used.
-    name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
-    return import_module(f"sqlalchemy.dialects.{name}").insert(table)
 
 
 def write_records(connection: Connection, records: list[Record]) -> int:
@@ -52,11 +44,11 @@ def write_records(connection: Connection, records: list[Record]) -> int:
         row.setdefault("scope", LEGACY_SCOPE)
     inserted = 0
     if events:
-        statement = _insert(connection, EVENTS).on_conflict_do_nothing(index_elements=["scope", "event_key"])
+        statement = dialect_insert(connection, EVENTS).on_conflict_do_nothing(index_elements=["scope", "event_key"])
         inserted += connection.execute(statement, events).rowcount
     if errors:
         statement = (
-            _insert(connection, ERRORS)
+            dialect_insert(connection, ERRORS)
             .on_conflict_do_nothing(index_elements=["scope", "event_key"])
             .returning(ERRORS.c.scope, ERRORS.c.event_key)
         )
@@ -88,7 +80,7 @@ def _count_in_groups(connection: Connection, errors: list[dict[str, Any]]) -> No
             group["last_seen"] = max(group["last_seen"], row["received_at"])
     if not groups:
         return
-    statement = _insert(connection, GROUPS)
+    statement = dialect_insert(connection, GROUPS)
     new = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["fingerprint"],

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 from chatkit.store import NotFoundError, Store, StoreItemType
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, literal, select, update
 
-from chatkit_backend.db import Database
+from chatkit_backend.db import Database, dialect_insert
 from chatkit_backend.selfhosted.context import RequestContext
 from chatkit_backend.selfhosted.models import ATTACHMENTS, FEEDBACK, ITEMS, THREADS
 from chatkit_backend.selfhosted.uploads import BlobStore
@@ -223,18 +223,36 @@ def _save_feedback(connection: Connection, thread_id: str, item_ids: list[str], 
 
 
 def _save_item(connection: Connection, thread_id: str, owner: str, item_id: str, kind: str, data: str) -> None:
-    scope = and_(ITEMS.c.thread_id == thread_id, ITEMS.c.id == item_id, ITEMS.c.owner == owner)
-    # Replacing keeps the row's seq, so a replaced item keeps its place in the thread.
-    if connection.execute(update(ITEMS).where(scope).values(type=kind, data=data)).rowcount:
-        return
-    owned = connection.execute(
-        select(func.count()).select_from(THREADS).where(THREADS.c.id == thread_id, THREADS.c.owner == owner)
-    ).scalar()
-    if not owned:
-        raise NotFoundError(f"Thread {thread_id} not found")
-    connection.execute(
-        insert(ITEMS).values(thread_id=thread_id, id=item_id, owner=owner, type=kind, created_at=_now(), data=data)
+    """Insert the item, or replace it in place (its seq, so its place in the thread, is kept): one statement.
+
+    The row comes from a SELECT that yields nothing unless the thread is the owner's, so writing into
+    another user's thread inserts nothing and is NotFoundError, like reading it.
+    """
+    thread_is_owned = exists().where(THREADS.c.id == thread_id, THREADS.c.owner == owner)
+    row = select(
+        *(
+            literal(value, column.type)
+            for value, column in (
+                (thread_id, ITEMS.c.thread_id),
+                (item_id, ITEMS.c.id),
+                (owner, ITEMS.c.owner),
+                (kind, ITEMS.c.type),
+                (_now(), ITEMS.c.created_at),
+                (data, ITEMS.c.data),
+            )
+        )
+    ).where(thread_is_owned)
+    statement = dialect_insert(connection, ITEMS).from_select(
+        ["thread_id", "id", "owner", "type", "created_at", "data"], row
     )
+    statement = statement.on_conflict_do_update(
+        index_elements=[ITEMS.c.thread_id, ITEMS.c.id],
+        set_={"type": statement.excluded.type, "data": statement.excluded.data},
+        where=ITEMS.c.owner == statement.excluded.owner,
+    )
+    # RETURNING, not rowcount: psycopg reports no row count for an INSERT … SELECT that inserted nothing.
+    if connection.execute(statement.returning(ITEMS.c.seq)).first() is None:
+        raise NotFoundError(f"Thread {thread_id} not found")
 
 
 def _item_data(connection: Connection, thread_id: str, item_id: str, owner: str) -> str | None:
