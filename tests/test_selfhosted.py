@@ -266,17 +266,17 @@ def test_a_get_is_405_with_allow(selfhosted_client):
 
 
 @pytest.mark.parametrize(
-    ("fault", "options"),
+    ("fault", "options", "shown"),
     [
-        ("status", {"status": 429, "retry_after": "1"}),
-        ("status", {"status": 500}),
-        ("cut", {}),
-        ("failed", {}),
-        ("error_event", {}),
+        ("status", {"status": 429, "retry_after": "1"}, "The assistant is busy right now."),
+        ("status", {"status": 500}, "The assistant could not answer."),
+        ("cut", {}, "The assistant could not answer."),
+        ("failed", {}, "The assistant could not answer."),
+        ("error_event", {}, "The assistant could not answer."),
     ],
 )
 def test_a_model_failure_is_an_error_event_and_the_users_message_is_kept(
-    selfhosted_client, responses_standin, caplog, fault, options
+    selfhosted_client, responses_standin, caplog, fault, options, shown
 ):
     responses_standin.inject(fault, **options)
 
@@ -286,6 +286,7 @@ def test_a_model_failure_is_an_error_event_and_the_users_message_is_kept(
     events = events_of(answer)
     assert events[-1]["type"] == "error"
     assert events[-1]["allow_retry"] is True
+    assert events[-1]["message"].startswith(shown)
     thread_id = events[0]["thread"]["id"]
     items = chatkit_post(selfhosted_client, "items.list", {"thread_id": thread_id, "order": "asc"}).get_json()["data"]
     assert [text_of(i) for i in items][:1] == ["Keep me"]

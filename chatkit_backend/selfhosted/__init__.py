@@ -69,13 +69,11 @@ class SelfHostedChatKit:
     def warm(self) -> None:
         """Import the packages, build the server, start the event loop and run one throwaway turn now.
 
-        The turn (a canned model stream, an in-memory store) pays the first answer's lazy imports and
+        The turn (a canned model stream, a throwaway SQLite file) pays the first answer's lazy imports and
         schema building here, not in a user's first conversation (measured: 1.5-3.7 s before, see warmup.py).
         """
-        from chatkit_backend.selfhosted.server import warm_imports
         from chatkit_backend.selfhosted.warmup import warm_turn
 
-        warm_imports()
         _ = self.server
         try:
             self.bridge.run(warm_turn(self.settings))

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import openai
 from agents import Runner
 from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -191,13 +190,17 @@ def _database_unavailable(error: Exception) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def model_failure(error: BaseException) -> CustomStreamError:
-    """What the user sees in ChatKit when the model call fails; the details go to the log, not the browser."""
-    if isinstance(error, openai.RateLimitError):
-        return CustomStreamError("The assistant is busy right now. Try again in a moment.", allow_retry=True)
-    if isinstance(error, openai.APITimeoutError):
-        return CustomStreamError("The assistant took too long to answer. Try again.", allow_retry=True)
-    return CustomStreamError("The assistant could not answer. Try again.", allow_retry=True)
+# What the user sees in ChatKit when the model call fails, by error_kind(); the details go to the log.
+_FAILURE_MESSAGES = {
+    "rate_limited": "The assistant is busy right now. Try again in a moment.",
+    "timeout": "The assistant took too long to answer. Try again.",
+}
+
+
+def model_failure(kind: str) -> CustomStreamError:
+    """The ChatKit error event for a failed model call of `kind` (turns.error_kind)."""
+    message = _FAILURE_MESSAGES.get(kind, "The assistant could not answer. Try again.")
+    return CustomStreamError(message, allow_retry=True)
 
 
 class BackendChatKitServer(ChatKitServer[RequestContext]):
@@ -274,8 +277,9 @@ class BackendChatKitServer(ChatKitServer[RequestContext]):
                     "status": getattr(exc, "status_code", None),
                 },
             )
-            await turn.save(result.context_wrapper.usage, error_kind(exc))
-            raise model_failure(exc) from exc
+            kind = error_kind(exc)
+            await turn.save(result.context_wrapper.usage, kind)
+            raise model_failure(kind) from exc
         except BaseException:
             result.cancel()  # GeneratorExit: the stream was closed without cancellation
             raise
@@ -352,11 +356,3 @@ def _stop_waiting_for_tool_events(agent_context: AgentContext) -> None:
     """
     for waiter in list(agent_context._events._getters):  # type: ignore[attr-defined]
         waiter.cancel()
-
-
-def warm_imports() -> None:
-    """Import what the Agents SDK and the openai client load lazily on the first model call (~1.6 s)."""
-    import anyio._backends._asyncio  # noqa: F401
-    import openai.lib.streaming
-    import openai.pagination
-    import openai.resources.responses  # noqa: F401
